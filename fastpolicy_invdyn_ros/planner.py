@@ -1,0 +1,342 @@
+"""Diffusion state planner: a 1-D temporal U-Net that denoises the next ``horizon`` states.
+
+The network follows Diffuser / Diffusion Policy: residual Conv1d blocks (GroupNorm, Mish) over
+time, one down/up-sampling per extra U-Net level, and FiLM (per-channel scale and bias) from a
+conditioning vector = timestep embedding + encoded (flattened state history, goal).
+Training is DDPM (``compute_loss``); sampling is few-step DDIM by default, full DDPM on request,
+and can warm start from the previous plan. Every tensor the planner sees is already normalized.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler
+from torch import Tensor, nn
+
+PREDICTION_TYPES = ("epsilon", "sample")
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclass
+class PlannerConfig:
+    """Shape, network and diffusion settings of a ``DiffusionPlanner``."""
+
+    state_dim: int
+    """S: size of one (normalized) state, joint positions then velocities."""
+    goal_dim: int = 0
+    """G: size of the goal vector; 0 means the planner is conditioned on the history only."""
+    horizon: int = 16
+    """H: number of future states s_{t+1..t+H} in one plan; divisible by 2**(len(down_dims) - 1)."""
+    n_obs_steps: int = 2
+    """Number of past states (ending with the current one) the plan is conditioned on."""
+    down_dims: tuple[int, ...] = (64, 128)
+    """U-Net channel widths, one per level; time is halved between consecutive levels."""
+    kernel_size: int = 5
+    """Temporal kernel size of the residual convolutions (odd, so 'same' padding is exact)."""
+    n_groups: int = 8
+    """GroupNorm groups; every entry of ``down_dims`` must be divisible by it."""
+    cond_dim: int = 128
+    """Width of the encoded (history, goal) vector fed to every FiLM layer."""
+    timestep_embed_dim: int = 64
+    """Width of the diffusion timestep embedding fed to every FiLM layer."""
+    num_train_timesteps: int = 100
+    """T: length of the DDPM noise schedule used in training (and by the 'ddpm' sampler)."""
+    beta_schedule: str = "squaredcos_cap_v2"
+    """diffusers beta schedule; 'squaredcos_cap_v2' is the cosine schedule."""
+    prediction_type: str = "sample"
+    """What the network predicts: 'sample' (the clean plan x0) or 'epsilon' (the noise).
+    'sample' measured better with few DDIM steps on low-dimensional state trajectories."""
+    num_inference_steps: int = 5
+    """Default DDIM steps for a cold start; a divisor of T keeps DDIM's step arithmetic exact."""
+    warm_start_strength: float = 0.4
+    """Fraction of the noise schedule a warm start re-enters: the shifted previous plan is
+    noised to timestep ~strength*T and denoised with the last round(strength*N) of the N steps."""
+
+    def __post_init__(self) -> None:
+        self.down_dims = tuple(int(d) for d in self.down_dims)
+        positive = ("state_dim", "horizon", "n_obs_steps", "kernel_size", "n_groups", "cond_dim",
+                    "timestep_embed_dim", "num_train_timesteps", "num_inference_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.goal_dim < 0:
+            raise ValueError(f"goal_dim must be >= 0, got {self.goal_dim}")
+        if not self.down_dims or any(d % self.n_groups for d in self.down_dims):
+            raise ValueError(f"down_dims {self.down_dims} must be non-empty multiples of n_groups={self.n_groups}")
+        if self.horizon % 2 ** (len(self.down_dims) - 1):
+            raise ValueError(f"horizon {self.horizon} must be divisible by 2**{len(self.down_dims) - 1} "
+                             f"(one halving per extra U-Net level)")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.timestep_embed_dim % 2:
+            raise ValueError(f"timestep_embed_dim must be even (sin and cos halves), got {self.timestep_embed_dim}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+        if self.beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
+            raise ValueError(f"unsupported beta_schedule {self.beta_schedule!r}")
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError(f"num_inference_steps {self.num_inference_steps} > num_train_timesteps "
+                             f"{self.num_train_timesteps}")
+        if not 0.0 < self.warm_start_strength <= 1.0:
+            raise ValueError(f"warm_start_strength must be in (0, 1], got {self.warm_start_strength}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values only (lists, not tuples), loadable with ``torch.load(weights_only=True)``."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PlannerConfig:
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown PlannerConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+
+def shift_plan(plan: Tensor, steps: int) -> Tensor:
+    """Drop the first ``steps`` states of ``plan`` (..., H, S) and repeat the last one to keep H.
+
+    A plan made at time t holds s_{t+1..t+H}; ``steps`` control periods later its still-future
+    part starts at index ``steps``, which is what a warm start should begin from.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    horizon = plan.shape[-2]
+    index = torch.arange(steps, steps + horizon, device=plan.device).clamp_max(horizon - 1)
+    return plan.index_select(-2, index)
+
+
+class TimestepEmbedding(nn.Module):
+    """Sinusoidal embedding of the integer diffusion timestep, then a small MLP."""
+
+    def __init__(self, num_timesteps: int, dim: int):
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1 if half > 1 else 1))
+        angles = torch.arange(num_timesteps)[:, None] * freqs[None, :]
+        # Timesteps are integers in [0, T), so the sinusoids are a lookup table, not per-call math.
+        self.register_buffer("table", torch.cat([angles.sin(), angles.cos()], dim=-1), persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.Mish(), nn.Linear(4 * dim, dim))
+
+    def forward(self, timestep: Tensor) -> Tensor:
+        return self.mlp(self.table[timestep])
+
+
+class ConditionEncoder(nn.Module):
+    """MLP over the flattened state history concatenated with the goal."""
+
+    def __init__(self, config: PlannerConfig):
+        super().__init__()
+        in_dim = config.n_obs_steps * config.state_dim + config.goal_dim
+        self.mlp = nn.Sequential(nn.Linear(in_dim, config.cond_dim), nn.Mish(), nn.Linear(config.cond_dim, config.cond_dim))
+
+    def forward(self, history: Tensor, goal: Tensor | None) -> Tensor:
+        x = history.flatten(1)
+        if goal is not None:
+            x = torch.cat([x, goal], dim=-1)
+        return self.mlp(x)
+
+
+class Conv1dBlock(nn.Module):
+    """Conv1d -> GroupNorm -> Mish, length preserving."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, n_groups: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+            nn.GroupNorm(n_groups, out_channels),
+            nn.Mish(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block(x)
+
+
+class ConditionalResidualBlock1D(nn.Module):
+    """Two conv blocks with FiLM in between: out = conv2(scale * conv1(x) + bias) + residual(x)."""
+
+    def __init__(self, in_channels: int, out_channels: int, film_dim: int, kernel_size: int, n_groups: int):
+        super().__init__()
+        self.conv1 = Conv1dBlock(in_channels, out_channels, kernel_size, n_groups)
+        self.conv2 = Conv1dBlock(out_channels, out_channels, kernel_size, n_groups)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(film_dim, 2 * out_channels))
+        self.residual = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: Tensor, film_cond: Tensor) -> Tensor:
+        scale, bias = self.film(film_cond).unsqueeze(-1).chunk(2, dim=1)
+        return self.conv2(scale * self.conv1(x) + bias) + self.residual(x)
+
+
+class ResidualPair(nn.Module):
+    """The two conditional residual blocks that make up one U-Net level."""
+
+    def __init__(self, in_channels: int, out_channels: int, film_dim: int, config: PlannerConfig):
+        super().__init__()
+        k, g = config.kernel_size, config.n_groups
+        self.block1 = ConditionalResidualBlock1D(in_channels, out_channels, film_dim, k, g)
+        self.block2 = ConditionalResidualBlock1D(out_channels, out_channels, film_dim, k, g)
+
+    def forward(self, x: Tensor, film_cond: Tensor) -> Tensor:
+        return self.block2(self.block1(x, film_cond), film_cond)
+
+
+class TemporalUNet1D(nn.Module):
+    """Denoiser: (noisy plan (N, H, S), timestep, encoded condition (N, cond_dim)) -> (N, H, S).
+
+    Level i runs at length H / 2**i with down_dims[i] channels. Going down, a stride-2 conv halves
+    time before each deeper level; going up, a transposed conv doubles it and the result is
+    concatenated with the down path's output of the same length (the skip) before the residual pair.
+    """
+
+    def __init__(self, config: PlannerConfig):
+        super().__init__()
+        film_dim = config.timestep_embed_dim + config.cond_dim
+        dims = config.down_dims
+        self.timestep_embedding = TimestepEmbedding(config.num_train_timesteps, config.timestep_embed_dim)
+        self.down = nn.ModuleList(
+            ResidualPair(c_in, c_out, film_dim, config) for c_in, c_out in zip((config.state_dim, *dims[:-1]), dims)
+        )
+        self.downsample = nn.ModuleList(nn.Conv1d(c, c, 3, stride=2, padding=1) for c in dims[:-1])
+        self.mid = ResidualPair(dims[-1], dims[-1], film_dim, config)
+        self.upsample = nn.ModuleList(nn.ConvTranspose1d(c, c, 4, stride=2, padding=1) for c in dims[1:])
+        self.up = nn.ModuleList(
+            ResidualPair(c_high + c_low, c_low, film_dim, config) for c_low, c_high in zip(dims[:-1], dims[1:])
+        )
+        self.final = nn.Sequential(
+            Conv1dBlock(dims[0], dims[0], config.kernel_size, config.n_groups),
+            nn.Conv1d(dims[0], config.state_dim, 1),
+        )
+
+    def forward(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
+        """``timestep`` is (N,) or a 0-d tensor shared by the whole batch."""
+        t_emb = self.timestep_embedding(timestep).expand(cond.shape[0], -1)
+        film_cond = torch.cat([t_emb, cond], dim=-1)
+        h = self.down[0](x.transpose(1, 2), film_cond)  # convolve over time: (N, S, H)
+        skips = [h]
+        for downsample, level in zip(self.downsample, self.down[1:]):
+            h = level(downsample(h), film_cond)
+            skips.append(h)
+        h = self.mid(h, film_cond)
+        for i in reversed(range(len(self.up))):
+            h = self.up[i](torch.cat([self.upsample[i](h), skips[i]], dim=1), film_cond)
+        return self.final(h).transpose(1, 2)
+
+
+class DiffusionPlanner(nn.Module):
+    """Plans the next ``horizon`` normalized states given the recent states and a goal."""
+
+    def __init__(self, config: PlannerConfig):
+        super().__init__()
+        self.config = config
+        self.condition_encoder = ConditionEncoder(config)
+        self.unet = TemporalUNet1D(config)
+        scheduler_kwargs = dict(
+            num_train_timesteps=config.num_train_timesteps,
+            beta_schedule=config.beta_schedule,
+            prediction_type=config.prediction_type,
+            clip_sample=False,  # normalized states legitimately exceed [-1, 1]
+        )
+        self.train_scheduler = DDPMScheduler(**scheduler_kwargs)
+        # 'trailing' makes a few-step schedule start at t = T - 1 (pure noise), not at T - T/N.
+        self._schedulers = {
+            "ddim": DDIMScheduler(**scheduler_kwargs, timestep_spacing="trailing", set_alpha_to_one=True),
+            "ddpm": DDPMScheduler(**scheduler_kwargs),
+        }
+
+    def _check_condition(self, history: Tensor, goal: Tensor | None) -> None:
+        c = self.config
+        if history.ndim != 3 or history.shape[1:] != (c.n_obs_steps, c.state_dim):
+            raise ValueError(f"history must be (B, {c.n_obs_steps}, {c.state_dim}), got {tuple(history.shape)}")
+        if c.goal_dim == 0:
+            if goal is not None:
+                raise ValueError("this planner has goal_dim=0 and takes no goal")
+        elif goal is None or goal.shape != (history.shape[0], c.goal_dim):
+            got = None if goal is None else tuple(goal.shape)
+            raise ValueError(f"goal must be ({history.shape[0]}, {c.goal_dim}), got {got}")
+
+    def compute_loss(self, history: Tensor, goal: Tensor | None, future: Tensor) -> Tensor:
+        """DDPM loss: MSE between the network output and the noise or clean plan (per prediction_type).
+
+        history (B, n_obs_steps, S), goal (B, G) or None, future (B, H, S) = s_{t+1..t+H}.
+        """
+        self._check_condition(history, goal)
+        c = self.config
+        if future.shape != (history.shape[0], c.horizon, c.state_dim):
+            raise ValueError(f"future must be ({history.shape[0]}, {c.horizon}, {c.state_dim}), got {tuple(future.shape)}")
+        noise = torch.randn_like(future)
+        timesteps = torch.randint(0, c.num_train_timesteps, (future.shape[0],), device=future.device)
+        noisy = self.train_scheduler.add_noise(future, noise, timesteps)
+        prediction = self.unet(noisy, timesteps, self.condition_encoder(history, goal))
+        target = noise if c.prediction_type == "epsilon" else future
+        return F.mse_loss(prediction, target)
+
+    def _schedule(self, sampler: str, num_inference_steps: int) -> tuple[DDIMScheduler | DDPMScheduler, list[int]]:
+        """The sampler's scheduler set to N steps (re-set only when N changes) and its timesteps."""
+        scheduler = self._schedulers[sampler]
+        if scheduler.num_inference_steps != num_inference_steps:
+            scheduler.set_timesteps(num_inference_steps)
+        return scheduler, scheduler.timesteps.tolist()
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        history: Tensor,
+        goal: Tensor | None = None,
+        num_samples: int = 1,
+        num_inference_steps: int | None = None,
+        warm_start: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str = "ddim",
+    ) -> Tensor:
+        """Draw ``num_samples`` plans per condition, all B * num_samples in one network batch.
+
+        history (B, n_obs_steps, S), goal (B, G) or None -> plans (B, num_samples, H, S).
+        num_inference_steps: N, the length of the full schedule; None means config.num_inference_steps
+            for 'ddim' and all T steps for 'ddpm' (the slow reference sampler).
+        warm_start: a previous plan already shifted to start at s_{t+1} (see ``shift_plan``), (B, H, S)
+            (shared by all samples) or (B, num_samples, H, S). It is noised with fresh Gaussian noise to
+            timestep t_k (forward process q(x_t | x_0)), where t_k is the first of the last
+            k = max(1, round(warm_start_strength * N)) timesteps of the N-step schedule, and then
+            denoised through those k steps only. None: cold start from pure noise through all N steps.
+        generator: seeds the initial (and, for 'ddpm', per-step) noise; must live on the model's device.
+        The result is the final step's clean-plan estimate x0. Not thread-safe (schedulers hold state).
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        c = self.config
+        self._check_condition(history, goal)
+        if num_inference_steps is None:
+            num_inference_steps = c.num_inference_steps if sampler == "ddim" else c.num_train_timesteps
+        if not 1 <= num_inference_steps <= c.num_train_timesteps:
+            raise ValueError(f"num_inference_steps must be in [1, {c.num_train_timesteps}], got {num_inference_steps}")
+
+        batch = history.shape[0]
+        shape = (batch * num_samples, c.horizon, c.state_dim)
+        scheduler, timesteps = self._schedule(sampler, num_inference_steps)
+        # The condition is the same for all samples of one row: encode B rows, then repeat.
+        cond = self.condition_encoder(history, goal).repeat_interleave(num_samples, dim=0)
+        x = torch.randn(shape, generator=generator, device=history.device, dtype=history.dtype)
+        if warm_start is not None:
+            timesteps = timesteps[-max(1, round(c.warm_start_strength * num_inference_steps)):]
+            prior = self._expand_warm_start(warm_start, batch, num_samples).reshape(shape)
+            x = scheduler.add_noise(prior, x, torch.tensor([timesteps[0]]))
+
+        for t in timesteps:
+            model_output = self.unet(x, torch.tensor(t, device=x.device), cond)
+            step = scheduler.step(model_output, t, x, generator=generator)
+            x = step.prev_sample
+        return step.pred_original_sample.reshape(batch, num_samples, c.horizon, c.state_dim)
+
+    def _expand_warm_start(self, warm_start: Tensor, batch: int, num_samples: int) -> Tensor:
+        c = self.config
+        if warm_start.shape == (batch, c.horizon, c.state_dim):
+            return warm_start.unsqueeze(1).expand(-1, num_samples, -1, -1)
+        if warm_start.shape == (batch, num_samples, c.horizon, c.state_dim):
+            return warm_start
+        raise ValueError(f"warm_start must be ({batch}, {c.horizon}, {c.state_dim}) or "
+                         f"({batch}, {num_samples}, {c.horizon}, {c.state_dim}), got {tuple(warm_start.shape)}")

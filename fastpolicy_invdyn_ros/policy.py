@@ -1,0 +1,337 @@
+"""The policy: plan the next states with the diffusion planner, act with inverse dynamics.
+
+``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
+asks for a new plan every ``replan_every`` ticks (inline, or from a background ``PlanWorker`` that
+the tick never waits for), takes the planned state for the next control period, turns it into
+an action with the inverse dynamics model and smooths it. A failure anywhere on that path
+returns the safe command (hold the last command) and says why in ``Policy.status``.
+
+How the ``num_inference_samples`` plans become one action: each sampled plan's next state gives
+one action from the inverse dynamics model (one batch), and the executed action is their mean in
+normalized action units, the Monte-Carlo estimate of the expected action under the planner.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .invdyn import InvDynamic
+from .planner import DiffusionPlanner, shift_plan
+from .smoothing import ActionSmoother, SmootherConfig
+
+
+def actions_from_plan(inv_dyn_model: InvDynamic, history: torch.Tensor, next_states: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """Mean action over the sampled next states, all in the model's normalized units.
+
+    history (B, L, S), next_states (B, N, S) -> (B, A): the N samples share their row's history.
+    """
+    batch, num_samples, state_dim = next_states.shape
+    histories = history.unsqueeze(1).expand(-1, num_samples, -1, -1).reshape(batch * num_samples, -1, state_dim)
+    actions = inv_dyn_model(histories, next_states.reshape(batch * num_samples, state_dim), temperature)
+    return actions.reshape(batch, num_samples, -1).mean(dim=1)
+
+
+@torch.inference_mode()
+def generate_actions_with_enhanced_invdyn(
+    diffusion_model: DiffusionPlanner,
+    inv_dyn_model: InvDynamic,
+    norm_batch: dict[str, torch.Tensor],
+    norm_current_state: torch.Tensor,
+    num_inference_samples: int = 8,
+    temperature: float = 0.0,
+    use_probabilistic_sampling: bool = False,
+    num_inference_steps: int | None = None,
+) -> torch.Tensor:
+    """The seed's one-shot API: plan, then act on the first planned state. Works with every model type.
+
+    norm_batch: ``history`` (B, n_obs_steps, S) and ``goal`` (B, G), normalized for the planner.
+    norm_current_state: (B, S) current state or (B, L, S) recent states, normalized for the
+    inverse dynamics model (both models are normally trained on one split and share units).
+    Returns (B, A) normalized actions; ``temperature`` applies only with probabilistic sampling.
+    """
+    plans = diffusion_model.sample(norm_batch["history"], norm_batch.get("goal"), num_inference_samples,
+                                   num_inference_steps)
+    history = norm_current_state if norm_current_state.ndim == 3 else norm_current_state.unsqueeze(1)
+    return actions_from_plan(inv_dyn_model, history, plans[:, :, 0], temperature if use_probabilistic_sampling else 0.0)
+
+
+SAFE_MODES = ("hold", "zero")
+
+
+@dataclass
+class PolicyConfig:
+    """Run-time settings of the policy; every field may change between ticks (``Policy.configure``)."""
+
+    temperature: float = 0.0
+    """Sampling temperature of a probabilistic inverse dynamics model (0: its mean)."""
+    use_probabilistic_sampling: bool = False
+    """Sample actions from a probabilistic model at ``temperature``; False uses its mean."""
+    num_inference_samples: int = 8
+    """Plans drawn per replan, as one batch; their actions are averaged."""
+    num_inference_steps: int = 5
+    """DDIM denoising steps of a cold-start plan (a warm start runs the last fraction of them)."""
+    warm_start: bool = True
+    """Start each plan from the previous one, shifted by the ticks executed and partially re-noised."""
+    replan_every: int = 4
+    """Ticks between plans (receding horizon); at most the planner's horizon."""
+    safe_mode: str = "hold"
+    """The safe command: ``hold`` the last command or ramp to ``zero`` (both through the slew limit)."""
+    smoothing: SmootherConfig = field(default_factory=SmootherConfig)
+    """Low-pass, slew limit and clamp applied to every command, the safe command included."""
+
+    def __post_init__(self) -> None:
+        if self.safe_mode not in SAFE_MODES:
+            raise ValueError(f"safe_mode must be one of {SAFE_MODES}, got {self.safe_mode!r}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0.0):
+            raise ValueError(f"temperature must be finite and >= 0, got {self.temperature}")
+        for name in ("num_inference_samples", "num_inference_steps", "replan_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Plan:
+    """Planned raw (unnormalized) states s_{o+1..o+H} made from the state at tick ``origin_tick``."""
+
+    states: torch.Tensor
+    """(N, H, S): one row per sample."""
+    origin_tick: int
+    """The tick whose state was the plan's current state; ``states[:, k]`` is due at tick origin + k."""
+    seconds: float
+    """Wall-clock time the planner took."""
+
+
+@dataclass
+class PlanRequest:
+    history: torch.Tensor
+    """(1, n_obs_steps, S) planner-normalized recent states."""
+    goal: torch.Tensor | None
+    """(1, G) planner-normalized goal."""
+    origin_tick: int
+    previous: Plan | None
+    """The plan to warm start from (None: cold start)."""
+    config: PolicyConfig
+
+
+class Planning:
+    """Turns a ``PlanRequest`` into a ``Plan`` with the diffusion planner (no threading here)."""
+
+    def __init__(self, planner: DiffusionPlanner) -> None:
+        self.planner = planner
+        self.normalizer = planner.normalizer
+
+    @torch.inference_mode()
+    def __call__(self, request: PlanRequest) -> Plan:
+        started = time.perf_counter()
+        config, previous = request.config, request.previous
+        warm_start = None
+        if config.warm_start and previous is not None:
+            shifted = shift_plan(self.normalizer.normalize_state(previous.states),
+                                 request.origin_tick - previous.origin_tick)
+            # Per-sample warm start when the sample count is unchanged, else their mean.
+            warm_start = shifted[None] if len(shifted) == config.num_inference_samples else shifted.mean(0)[None]
+        plans = self.planner.sample(request.history, request.goal, config.num_inference_samples,
+                                    config.num_inference_steps, warm_start)
+        states = self.normalizer.unnormalize_state(plans[0])
+        if not torch.isfinite(states).all():
+            raise FloatingPointError("planner produced non-finite states")
+        return Plan(states, request.origin_tick, time.perf_counter() - started)
+
+
+class PlanWorker:
+    """Plans in a background thread. ``submit`` and ``latest`` never block on planning.
+
+    Only the newest request is kept: a request submitted while another is pending replaces it.
+    """
+
+    def __init__(self, planning: Planning) -> None:
+        self._planning = planning
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._request: PlanRequest | None = None
+        self._busy = False
+        self._latest: Plan | None = None
+        self._error: str | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="plan_worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: PlanRequest) -> None:
+        with self._lock:
+            self._request = request
+            self._wake.notify()
+
+    @property
+    def pending(self) -> bool:
+        """A request waits or is being planned."""
+        with self._lock:
+            return self._request is not None or self._busy
+
+    def latest(self) -> tuple[Plan | None, str | None]:
+        """The newest finished plan and the error of the newest failed attempt (None after a success)."""
+        with self._lock:
+            return self._latest, self._error
+
+    def reset(self) -> None:
+        with self._lock:
+            self._request, self._latest, self._error = None, None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._request is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                request, self._request, self._busy = self._request, None, True
+            try:
+                plan, error = self._planning(request), None
+            except Exception as exc:  # noqa: BLE001 - any planner failure must end in a safe command
+                plan, error = None, f"planner failed: {type(exc).__name__}: {exc}"
+            with self._lock:
+                self._busy = False
+                if plan is not None and (self._latest is None or plan.origin_tick >= self._latest.origin_tick):
+                    self._latest = plan
+                self._error = error
+
+
+@dataclass
+class TickStatus:
+    """What the last tick did; read by the node for diagnostics."""
+
+    ok: bool = False
+    """True when the command came from the policy, False when it is the safe command."""
+    reason: str = "no tick yet"
+    """Why the safe command was used (empty when ok)."""
+    plan_age_ticks: int = -1
+    """Ticks since the used plan's current state (-1: no plan)."""
+    plan_seconds: float = math.nan
+    """Planner time of the used plan."""
+
+
+class Policy:
+    """Receding-horizon control with a diffusion planner and an inverse dynamics model.
+
+    ``asynchronous=False`` plans inline on the tick that needs it (deterministic, for offline
+    evaluation); ``asynchronous=True`` plans in a ``PlanWorker`` and the tick uses the newest
+    finished plan, falling back to the safe command when there is none young enough.
+    """
+
+    def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
+                 action_low: np.ndarray, action_high: np.ndarray, dt: float, asynchronous: bool = False) -> None:
+        if planner.config.state_dim != invdyn.config.state_dim:
+            raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
+                             f"{invdyn.config.state_dim}")
+        self.planner, self.invdyn = planner, invdyn
+        self.device = next(invdyn.parameters()).device
+        self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
+        self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
+        self._planning = Planning(planner)
+        self._worker = PlanWorker(self._planning) if asynchronous else None
+        self.smoother = ActionSmoother(config.smoothing, dt, action_low, action_high)
+        self._zero_action = np.zeros(invdyn.config.action_dim)
+        self.configure(config)
+        self.reset()
+
+    @property
+    def horizon(self) -> int:
+        return self.planner.config.horizon
+
+    def configure(self, config: PolicyConfig) -> None:
+        """Apply new run-time settings from the next tick on (the smoother keeps its state)."""
+        if config.replan_every > self.horizon:
+            raise ValueError(f"replan_every {config.replan_every} exceeds the planner horizon {self.horizon}")
+        self.config = config
+        self.smoother.configure(config.smoothing)
+
+    def reset(self, initial_action: np.ndarray | None = None) -> None:
+        """Forget history and plans (a new episode, or input resumed after a fault)."""
+        self._tick = 0
+        self._plan: Plan | None = None
+        self._history_filled = False
+        self.smoother.reset(initial_action)
+        self.status = TickStatus()
+        if self._worker is not None:
+            self._worker.reset()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+    def safe_action(self, reason: str) -> np.ndarray:
+        """The configured safe command, through the smoother like any other, recording why."""
+        self.status = TickStatus(False, reason, self.status.plan_age_ticks, self.status.plan_seconds)
+        target = self._zero_action if self.config.safe_mode == "zero" else self.smoother.output
+        return self.smoother(target).copy()
+
+    def _push_state(self, state: torch.Tensor) -> None:
+        if not self._history_filled:
+            self._history[:] = state  # a robot at rest before the first observation
+            self._history_filled = True
+        else:
+            self._history[:-1] = self._history[1:].clone()
+            self._history[-1] = state
+
+    def _request(self, goal: np.ndarray | None) -> PlanRequest:
+        n_obs = self.planner.config.n_obs_steps
+        history = self.planner.normalizer.normalize_state(self._history[-n_obs:])[None]
+        goal_tensor = None
+        if self.planner.config.goal_dim:
+            goal_tensor = self.planner.normalizer.normalize_goal(
+                torch.as_tensor(goal, dtype=torch.float32, device=self.device))[None]
+        return PlanRequest(history.clone(), goal_tensor, self._tick, self._plan, replace(self.config))
+
+    def _current_plan(self, goal: np.ndarray | None) -> Plan | None:
+        due = self._plan is None or self._tick - self._plan.origin_tick >= self.config.replan_every
+        if self._worker is None:
+            if due:
+                self._plan = self._planning(self._request(goal))
+            return self._plan
+        self._plan, error = self._worker.latest()
+        if error is not None:
+            raise RuntimeError(error)
+        if due and not self._worker.pending:
+            self._worker.submit(self._request(goal))
+        return self._plan
+
+    @torch.inference_mode()
+    def select_action(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
+        """The command for this tick: (A,) in action units, smoothed and clamped. Never raises."""
+        try:
+            state_tensor = torch.as_tensor(state, dtype=torch.float32, device=self.device)
+            if state_tensor.shape != (self._history.shape[1],) or not torch.isfinite(state_tensor).all():
+                return self.safe_action("invalid state")
+            if goal is not None and not np.all(np.isfinite(goal)):
+                return self.safe_action("invalid goal")
+            self._push_state(state_tensor)
+            plan = self._current_plan(goal)
+            age = -1 if plan is None else self._tick - plan.origin_tick
+            self._tick += 1
+            if plan is None:
+                return self.safe_action("waiting for the first plan")
+            if age >= self.horizon:
+                return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
+            normalizer = self.invdyn.normalizer
+            history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
+            next_states = normalizer.normalize_state(plan.states[:, age])[None]
+            temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
+            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature))[0]
+            action = action.cpu().numpy()
+            if not np.all(np.isfinite(action)):
+                return self.safe_action("inverse dynamics output is not finite")
+            self.status = TickStatus(True, "", age, plan.seconds)
+            return self.smoother(action).copy()
+        except Exception as exc:  # noqa: BLE001 - the tick must always end in a command
+            return self.safe_action(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,36 @@
+"""The simulated MuJoCo arm, its scripted expert, the reaching task and demonstration collection.
+
+Imports no ROS module; the ROS bridge lives in ``sim.arm_node``.
+"""
+from .arm import DEFAULT_XML, ArmConfig, ArmSim
+from .collect import collect, collect_records, records_to_episodes
+from .expert import ExpertConfig, ScriptedExpert
+from .task import (
+    Controller,
+    EpisodeRecord,
+    ReachSummary,
+    TaskConfig,
+    goal_reached,
+    run_episode,
+    sample_task,
+    summarize,
+)
+
+__all__ = [
+    "DEFAULT_XML",
+    "ArmConfig",
+    "ArmSim",
+    "Controller",
+    "EpisodeRecord",
+    "ExpertConfig",
+    "ReachSummary",
+    "ScriptedExpert",
+    "TaskConfig",
+    "collect",
+    "collect_records",
+    "goal_reached",
+    "records_to_episodes",
+    "run_episode",
+    "sample_task",
+    "summarize",
+]

@@ -1,0 +1,34 @@
+"""ament_python package: installs the library, its console scripts and share/ data."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "fastpolicy_invdyn_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    package_data={f"{PACKAGE}.sim": ["*.xml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*.pth")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="fastpolicy maintainers",
+    maintainer_email="maintainers@fastpolicy.dev",
+    description="Diffusion planner + enhanced inverse dynamics policy for ROS 2 arms.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            f"trainer = {PACKAGE}.train:main",
+            f"collect = {PACKAGE}.sim.collect:main",
+            f"compare = {PACKAGE}.compare:main",
+        ],
+    },
+)

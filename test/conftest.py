@@ -1,0 +1,28 @@
+"""Shared fixtures: real demonstrations from the simulated arm, made once per test session."""
+import os
+from pathlib import Path
+
+# One intra-op thread in this process and every child: the suite runs several PyTorch processes
+# at once on 2 cores, where oversubscribed OpenMP threads slow small models down a hundredfold.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from fastpolicy_invdyn_ros.data import Episodes, save_episodes  # noqa: E402
+from fastpolicy_invdyn_ros.sim import collect  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def demos() -> Episodes:
+    """60 scripted-expert episodes of 4 s on the MuJoCo arm (24,000 steps)."""
+    return collect(num_episodes=60, seed=123)
+
+
+@pytest.fixture(scope="session")
+def demos_path(demos: Episodes, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "demos.npz"
+    save_episodes(path, demos)
+    return path

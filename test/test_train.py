@@ -1,0 +1,85 @@
+"""The trainer on real MuJoCo demonstrations: it learns, resumes a killed run exactly, fine-tunes."""
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fastpolicy_invdyn_ros.checkpoint import load_invdyn, read_checkpoint
+from fastpolicy_invdyn_ros.conversion import convert_to_enhanced_invdyn
+from fastpolicy_invdyn_ros.train import TrainConfig, main, train
+
+SMALL = {"hidden_dim": 128, "num_layers": 2, "batch_size": 128, "progress": False}
+
+
+@pytest.mark.parametrize("model_type", ["mlp", "seq", "enhanced"])
+def test_training_beats_predicting_the_mean_by_far(demos_path, tmp_path, model_type):
+    # Predicting the mean action scores 1.0 in normalized units.
+    result = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path), model_type=model_type,
+                               steps=600, lr=1e-3, eval_every=600, **SMALL))
+    assert result.final_path.name == f"invdyn_{model_type}_final.pth"
+    assert result.val_metric < (0.1 if model_type == "enhanced" else 0.4)
+    model = load_invdyn(result.final_path, model_type=model_type, state_dim=6, action_dim=3)
+    assert model.normalizer is not None
+
+
+def test_probabilistic_model_trains_by_likelihood(demos_path, tmp_path):
+    result = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path), probabilistic=True,
+                               temperature=0.2, steps=600, lr=1e-3, eval_every=600, **SMALL))
+    payload = read_checkpoint(result.final_path)
+    assert payload["config"]["use_probabilistic"] is True
+    assert payload["metadata"]["temperature"] == 0.2
+    assert payload["metadata"]["joint_names"] == ["base_yaw", "shoulder_pitch", "elbow_pitch"]
+    assert result.val_metric < 0.2
+
+
+def run_trainer(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "from fastpolicy_invdyn_ros.train import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_resume_continues_a_killed_run_to_the_same_weights(demos_path, tmp_path):
+    common = ["--data", str(demos_path), "--steps", "300", "--checkpoint_every", "50", "--hidden_dim", "128",
+              "--num_layers", "2", "--batch_size", "128", "--no-progress"]
+    uninterrupted = tmp_path / "uninterrupted"
+    main(common + ["--output_dir", str(uninterrupted)])
+
+    killed = tmp_path / "killed"
+    process = run_trainer(common + ["--output_dir", str(killed)])
+    last = killed / "invdyn_enhanced_last.pth"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    assert last.exists()
+    step_at_kill = read_checkpoint(last)["train_state"]["step"]
+    assert not (killed / "invdyn_enhanced_final.pth").exists(), "the run finished before it could be killed"
+
+    resumed = run_trainer(common + ["--output_dir", str(killed), "--resume"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert f"resuming {last} at step {step_at_kill}/300" in output
+
+    expected = read_checkpoint(uninterrupted / "invdyn_enhanced_final.pth")["state_dict"]
+    actual = read_checkpoint(killed / "invdyn_enhanced_final.pth")["state_dict"]
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_converted_model_trains_further(demos_path, tmp_path):
+    source = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "mlp"), model_type="mlp",
+                               steps=200, lr=1e-3, **SMALL))
+    converted = tmp_path / "converted.pth"
+    convert_to_enhanced_invdyn(source.final_path, state_dim=6, action_dim=3, output_path=converted)
+    tuned = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "tuned"), init_from=str(converted),
+                              steps=300, lr=1e-3, hidden_dim=128, num_layers=4, batch_size=128, progress=False))
+    assert tuned.val_metric < 0.2
+
+
+def test_init_from_a_different_architecture_is_refused(demos_path, tmp_path):
+    source = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path), steps=5, **SMALL))
+    with pytest.raises(ValueError, match="hidden_dim=128 \\(expected 64\\)"):
+        train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "other"), init_from=str(source.final_path),
+                          steps=5, hidden_dim=64, num_layers=2, progress=False))
