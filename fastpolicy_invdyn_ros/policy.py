@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .invdyn import InvDynamic
-from .planner import DiffusionPlanner, shift_plan
+from .planner import SAMPLERS, DiffusionPlanner, shift_plan
 from .smoothing import ActionSmoother, SmootherConfig
 
 
@@ -76,20 +76,28 @@ class PolicyConfig:
     """Plans drawn per replan, as one batch; their actions are averaged."""
     num_inference_steps: int = 5
     """DDIM denoising steps of a cold-start plan (a warm start runs the last fraction of them)."""
+    sampler: str = "ddim"
+    """``ddim`` (few steps, the default) or ``ddpm`` (all training steps, Decision Diffuser's way; no warm start)."""
     warm_start: bool = True
     """Start each plan from the previous one, shifted by the ticks executed and partially re-noised."""
     replan_every: int = 4
     """Ticks between plans (receding horizon); at most the planner's horizon."""
+    plan_seed: int = -1
+    """Seed of every plan's noise (-1: unseeded); a seeded plan is a function of its inputs alone."""
     safe_mode: str = "hold"
     """The safe command: ``hold`` the last command or ramp to ``zero`` (both through the slew limit)."""
     smoothing: SmootherConfig = field(default_factory=SmootherConfig)
     """Low-pass, slew limit and clamp applied to every command, the safe command included."""
 
     def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.safe_mode not in SAFE_MODES:
             raise ValueError(f"safe_mode must be one of {SAFE_MODES}, got {self.safe_mode!r}")
         if not (math.isfinite(self.temperature) and self.temperature >= 0.0):
             raise ValueError(f"temperature must be finite and >= 0, got {self.temperature}")
+        if self.plan_seed < -1:
+            raise ValueError(f"plan_seed must be >= -1, got {self.plan_seed}")
         for name in ("num_inference_samples", "num_inference_steps", "replan_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -126,18 +134,24 @@ class Planning:
         self.planner = planner
         self.normalizer = planner.normalizer
 
+    def _generator(self, seed: int) -> torch.Generator | None:
+        if seed < 0:
+            return None
+        return torch.Generator(device=self.normalizer.state_mean.device).manual_seed(seed)
+
     @torch.inference_mode()
     def __call__(self, request: PlanRequest) -> Plan:
         started = time.perf_counter()
         config, previous = request.config, request.previous
         warm_start = None
-        if config.warm_start and previous is not None:
+        if config.warm_start and config.sampler == "ddim" and previous is not None:
             shifted = shift_plan(self.normalizer.normalize_state(previous.states),
                                  request.origin_tick - previous.origin_tick)
             # Per-sample warm start when the sample count is unchanged, else their mean.
             warm_start = shifted[None] if len(shifted) == config.num_inference_samples else shifted.mean(0)[None]
-        plans = self.planner.sample(request.history, request.goal, config.num_inference_samples,
-                                    config.num_inference_steps, warm_start)
+        steps = config.num_inference_steps if config.sampler == "ddim" else None
+        plans = self.planner.sample(request.history, request.goal, config.num_inference_samples, steps,
+                                    warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed))
         states = self.normalizer.unnormalize_state(plans[0])
         if not torch.isfinite(states).all():
             raise FloatingPointError("planner produced non-finite states")
@@ -159,6 +173,7 @@ class PlanWorker:
         self._latest: Plan | None = None
         self._error: str | None = None
         self._closed = False
+        self._generation = 0  # bumped by reset: a plan still in flight then is discarded when it lands
         self._thread = threading.Thread(target=self._run, name="plan_worker", daemon=True)
         self._thread.start()
 
@@ -181,6 +196,7 @@ class PlanWorker:
     def reset(self) -> None:
         with self._lock:
             self._request, self._latest, self._error = None, None, None
+            self._generation += 1
 
     def close(self) -> None:
         with self._lock:
@@ -196,12 +212,15 @@ class PlanWorker:
                 if self._closed:
                     return
                 request, self._request, self._busy = self._request, None, True
+                generation = self._generation
             try:
                 plan, error = self._planning(request), None
             except Exception as exc:  # noqa: BLE001 - any planner failure must end in a safe command
                 plan, error = None, f"planner failed: {type(exc).__name__}: {exc}"
             with self._lock:
                 self._busy = False
+                if generation != self._generation:
+                    continue
                 if plan is not None and (self._latest is None or plan.origin_tick >= self._latest.origin_tick):
                     self._latest = plan
                 self._error = error
@@ -248,6 +267,11 @@ class Policy:
     @property
     def horizon(self) -> int:
         return self.planner.config.horizon
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan the last tick used or fetched (None after ``reset``)."""
+        return self._plan
 
     def configure(self, config: PolicyConfig) -> None:
         """Apply new run-time settings from the next tick on (the smoother keeps its state)."""
@@ -300,10 +324,10 @@ class Policy:
                 self._plan = self._planning(self._request(goal))
             return self._plan
         self._plan, error = self._worker.latest()
+        if due and not self._worker.pending:
+            self._worker.submit(self._request(goal))  # also retries after a failed attempt
         if error is not None:
             raise RuntimeError(error)
-        if due and not self._worker.pending:
-            self._worker.submit(self._request(goal))
         return self._plan
 
     @torch.inference_mode()

@@ -6,6 +6,7 @@ and, every ``--checkpoint_every`` steps, a ``*_last.pth`` that ``--resume`` cont
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,14 @@ from typing import Callable
 import numpy as np
 import torch
 from diffusers.optimization import get_cosine_schedule_with_warmup
+from torch import distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 from tqdm import tqdm
 
 from . import cli
+from .bags import DEFAULT_ACTION_TOPIC, DEFAULT_STATE_TOPIC, BagReadConfig, read_bag_episodes
 from .checkpoint import CheckpointError, check_config, read_checkpoint, save_checkpoint
 from .data import Episodes, invdyn_windows, load_episodes, planner_windows, split_episodes
 from .device import select_device
@@ -35,7 +39,12 @@ Batch = dict[str, torch.Tensor]
 class TrainConfig:
     """Options of the trainer (each is a ``--flag`` of the same name)."""
 
-    data: list[str] = cli.option(["data/demos.npz"], "demonstration files (NPZ episodes)")
+    data: list[str] = cli.option([], "demonstration files (NPZ episodes)")
+    bag: list[str] = cli.option([], "rosbag2 recordings (directories, .mcap or .db3) to train from")
+    state_topic: str = cli.option(DEFAULT_STATE_TOPIC, "sensor_msgs/JointState topic in the bags")
+    action_topic: str = cli.option(DEFAULT_ACTION_TOPIC, "std_msgs/Float64MultiArray command topic in the bags")
+    goal_topic: str = cli.option("", "std_msgs/Float64MultiArray goal topic in the bags (empty: no goals)")
+    joint_names: list[str] = cli.option([], "joints to read from the bags, in this order (default: the first message's)")
     output_dir: str = cli.option("outputs/train/enhanced_invdyn", "where checkpoints are written")
     model_type: str = cli.option("enhanced", "which model to train", choices=MODEL_TYPES)
     batch_size: int = cli.option(256, "samples per optimizer step")
@@ -60,6 +69,7 @@ class TrainConfig:
     eval_every: int = cli.option(500, "steps between validations")
     checkpoint_every: int = cli.option(500, "steps between resumable *_last.pth checkpoints")
     progress: bool = cli.option(True, "show a progress bar")
+    bf16: bool = cli.option(False, "bfloat16 autocast on CUDA (ignored on the CPU)")
 
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_TYPES:
@@ -67,8 +77,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if not self.data:
-            raise ValueError("give at least one --data file")
+        if not self.data and not self.bag:
+            raise ValueError("give demonstrations with --data (NPZ) and/or --bag (rosbag2)")
 
     @property
     def stem(self) -> str:
@@ -86,13 +96,23 @@ class TrainResult:
     """Training throughput of this run (samples through forward and backward per second)."""
 
 
-def load_training_data(paths: list[str]) -> Episodes:
-    """All demonstration files as one set of episodes (they must share joints and dt)."""
-    parts = [load_episodes(path) for path in paths]
+def load_training_data(npz_paths: list[str], bag_paths: list[str] = (), bag_config: BagReadConfig | None = None,
+                       verbose: bool = True) -> Episodes:
+    """All demonstrations (NPZ files and rosbag2 recordings) as one set of episodes.
+
+    They must share joints and control period.
+    """
+    sources, parts = list(npz_paths), [load_episodes(path) for path in npz_paths]
+    if bag_paths:
+        episodes, report = read_bag_episodes(list(bag_paths), bag_config or BagReadConfig())
+        if verbose:
+            print(report)
+        sources.append(", ".join(bag_paths))
+        parts.append(episodes)
     first = parts[0]
-    for path, part in zip(paths[1:], parts[1:]):
+    for source, part in zip(sources[1:], parts[1:]):
         if part.joint_names != first.joint_names or not np.isclose(part.dt, first.dt):
-            raise ValueError(f"{path}: joints/dt differ from {paths[0]}")
+            raise ValueError(f"{source}: joints/dt differ from {sources[0]}")
     offsets = np.cumsum([0] + [len(part.states) for part in parts[:-1]])
     return Episodes(
         states=np.concatenate([part.states for part in parts]),
@@ -140,9 +160,14 @@ def make_windows(config: TrainConfig, episodes: Episodes, normalizer: Normalizer
     return {name: normalize[name](torch.from_numpy(array)).to(device) for name, array in windows.items()}
 
 
+def planner_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    goal = batch["goal"] if batch["goal"].shape[-1] else None  # demonstrations without goals
+    return model.compute_loss(batch["history"], goal, batch["future"])
+
+
 def loss_function(model_type: str) -> Callable[[nn.Module, Batch], torch.Tensor]:
     if model_type == "planner":
-        return lambda model, batch: model.compute_loss(batch["history"], batch["goal"], batch["future"])
+        return planner_loss
     return lambda model, batch: model.loss(batch["history"], batch["next_state"], batch["action"])
 
 
@@ -157,7 +182,7 @@ def validate(model: nn.Module, model_type: str, data: Batch, batch_size: int = 4
         for start in range(0, len(next(iter(data.values()))), batch_size):
             batch = {name: tensor[start : start + batch_size] for name, tensor in data.items()}
             if model_type == "planner":
-                value = model.compute_loss(batch["history"], batch["goal"], batch["future"])
+                value = planner_loss(model, batch)
             else:
                 value = torch.mean((model(batch["history"], batch["next_state"]) - batch["action"]) ** 2)
             size = len(batch["history"])
@@ -189,24 +214,84 @@ class BatchStream:
         return torch.as_tensor(self._batches[position])
 
 
-def restore(path: Path, config: TrainConfig, model: nn.Module, optimizer, scheduler) -> tuple[int, Normalizer]:
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process logs, shows progress, validates and writes checkpoints."""
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun job if there is one: NCCL on GPUs (one per local rank), gloo on CPU."""
+    device = select_device(device_name)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), world_size), device
+
+
+class Objective(nn.Module):
+    """The training loss as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: nn.Module, model_type: str) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss_function(model_type)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.loss(self.model, batch)
+
+
+def gather_rng_states(job: Distributed) -> list[torch.Tensor]:
+    """Every rank's CPU RNG state (dropout and diffusion noise), so a resume continues each stream."""
+    state = torch.get_rng_state()
+    if job.world_size == 1:
+        return [state]
+    states: list[torch.Tensor | None] = [None] * job.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler, job: Distributed) -> tuple[int, Normalizer]:
     """Load a ``*_last.pth`` written by this trainer; returns the step to continue from."""
-    payload = read_checkpoint(path, kind="planner" if config.model_type == "planner" else "invdyn")
+    payload = read_checkpoint(path, kind=kind)
     if "train_state" not in payload:
         raise CheckpointError(f"{path}: has no training state to resume from")
     model.load_state_dict(payload["state_dict"])
     state = payload["train_state"]
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
+    rng_states = state["torch_rng"]
+    torch.set_rng_state(rng_states[job.rank % len(rng_states)])
     return int(state["step"]), Normalizer.from_state_dict(payload["normalizer"])
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train one model as ``config`` says; returns where it was written and how it did."""
-    device = select_device(config.device)
-    torch.manual_seed(config.seed)
-    episodes = load_training_data(config.data)
+    """Train one model as ``config`` says; returns where it was written and how it did.
+
+    Under torchrun every process runs this: each trains on its shard of every batch
+    (``batch_size / world_size`` samples) with gradients averaged by DistributedDataParallel.
+    """
+    job, device = init_distributed(config.device)
+    if config.batch_size % job.world_size:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {job.world_size} processes")
+    use_bf16 = config.bf16 and device.type == "cuda"
+    if config.bf16 and not use_bf16 and job.is_main:
+        print("--bf16 applies to CUDA only: training in float32 on the CPU")
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    bag_config = BagReadConfig(state_topic=config.state_topic, action_topic=config.action_topic,
+                               goal_topic=config.goal_topic or None, joint_names=config.joint_names)
+    episodes = load_training_data(config.data, config.bag, bag_config, verbose=job.is_main)
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
     model, kind, model_config = build_model(config, train_episodes)
     normalizer = Normalizer.fit(train_episodes)
@@ -217,6 +302,7 @@ def train(config: TrainConfig) -> TrainResult:
         model.load_state_dict(init["state_dict"])
         normalizer = Normalizer.from_state_dict(init["normalizer"])
     model.to(device).train()
+    torch.manual_seed(config.seed + job.rank)  # but each its own dropout and noise
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, config.steps // 10), config.steps)
@@ -224,36 +310,39 @@ def train(config: TrainConfig) -> TrainResult:
     last_path, final_path = output_dir / f"{config.stem}_last.pth", output_dir / f"{config.stem}_final.pth"
     step = 0
     if config.resume and last_path.exists():
-        step, normalizer = restore(last_path, config, model, optimizer, scheduler)
-        print(f"resuming {last_path} at step {step}/{config.steps}")
+        step, normalizer = restore(last_path, kind, model, optimizer, scheduler, job)
+        if job.is_main:
+            print(f"resuming {last_path} at step {step}/{config.steps}")
 
     train_data = make_windows(config, train_episodes, normalizer, device)
     val_data = make_windows(config, val_episodes, normalizer, device)
-    if config.model_type != "planner" and step == 0:
+    if kind == "invdyn" and step == 0:
         model.calibrate(train_data["history"], train_data["next_state"])
-    stream = BatchStream(len(train_data["history"]), config.batch_size, config.seed)
-    compute_loss = loss_function(config.model_type)
+    stream = BatchStream(len(train_data["history"]), config.batch_size // job.world_size, config.seed, job.rank,
+                         job.world_size)
+    objective = Objective(model, config.model_type)
+    if job.world_size > 1:
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     metadata = {"joint_names": episodes.joint_names, "dt": episodes.dt, "temperature": config.temperature}
 
-    def save(path: Path, with_train_state: bool, val_metric: float) -> None:
-        train_state = {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        save_checkpoint(
-            path, kind=kind, config=model_config, state_dict=model.state_dict(), normalizer=normalizer,
-            metadata={**metadata, "steps": step, "val_metric": val_metric},
-            train_state=train_state if with_train_state else None,
-        )
+    def save(path: Path, val_metric: float, with_train_state: bool) -> None:
+        rng_states = gather_rng_states(job) if with_train_state else []  # a collective: every rank calls it
+        if not job.is_main:
+            return
+        train_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                       "torch_rng": rng_states}
+        save_checkpoint(path, kind=kind, config=model_config, state_dict=model.state_dict(), normalizer=normalizer,
+                        metadata={**metadata, "steps": step, "val_metric": val_metric},
+                        train_state=train_state if with_train_state else None)
 
     val_metric = float("nan")
     start_step, started = step, time.perf_counter()
-    progress = tqdm(total=config.steps, initial=step, desc=config.stem, disable=not config.progress, dynamic_ncols=True)
+    progress = tqdm(total=config.steps, initial=step, desc=config.stem, dynamic_ncols=True,
+                    disable=not (config.progress and job.is_main))
     while step < config.steps:
         batch = {name: tensor[stream.indices(step).to(device)] for name, tensor in train_data.items()}
-        loss = compute_loss(model, batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = objective(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -261,17 +350,19 @@ def train(config: TrainConfig) -> TrainResult:
         scheduler.step()
         step += 1
         progress.update(1)
-        if step % config.eval_every == 0 or step == config.steps:
+        if job.is_main and (step % config.eval_every == 0 or step == config.steps):
             val_metric = validate(model, config.model_type, val_data)
-            progress.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_metric:.4f}")
+            tqdm.write(f"{config.stem} step {step}/{config.steps}: train loss {loss.item():.4f}, val {val_metric:.4f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save(last_path, with_train_state=True, val_metric=val_metric)
+            save(last_path, val_metric, with_train_state=True)
     progress.close()
-    elapsed = time.perf_counter() - started
-    samples_per_second = (step - start_step) * stream.batch_size / max(elapsed, 1e-9)
-    save(final_path, with_train_state=False, val_metric=val_metric)
-    print(f"wrote {final_path}: val {'mse' if kind == 'invdyn' else 'loss'} {val_metric:.4f}, "
-          f"{samples_per_second:.0f} samples/s")
+    samples_per_second = (step - start_step) * config.batch_size / max(time.perf_counter() - started, 1e-9)
+    save(final_path, val_metric, with_train_state=False)
+    if job.is_main:
+        print(f"wrote {final_path}: val {'mse' if kind == 'invdyn' else 'loss'} {val_metric:.4f}, "
+              f"{samples_per_second:.0f} samples/s with {job.world_size} process(es)")
+    if job.world_size > 1:
+        dist.destroy_process_group()
     return TrainResult(final_path, val_metric, samples_per_second)
 
 

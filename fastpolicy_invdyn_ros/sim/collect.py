@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import cli
+from ..bags import STORAGE_FORMATS, write_bag
 from ..data import Episodes, save_episodes
 from .arm import ArmConfig, ArmSim
 from .expert import ExpertConfig, ScriptedExpert
@@ -24,7 +25,8 @@ from .task import EpisodeRecord, TaskConfig, run_episode, sample_task, summarize
 class CollectOptions:
     """Command-line options of ``collect`` (each field becomes ``--<name>``)."""
 
-    output: str = cli.option("data/demos.npz", "NPZ file to write")
+    output: str = cli.option("data/demos.npz", "NPZ file, or rosbag2 directory with --format mcap/sqlite3")
+    format: str = cli.option("npz", "what to write: NPZ episodes or a rosbag2", choices=("npz", *STORAGE_FORMATS))
     episodes: int = cli.option(200, "number of episodes")
     seed: int = cli.option(0, "seed of starts, goals, expert gains and noise")
     episode_seconds: float = cli.option(TaskConfig.episode_seconds, "duration of every episode in seconds")
@@ -110,7 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         f"median time to reach {summary.median_seconds_to_reach:.2f} s; collected in {elapsed:.1f} s"
     )
     episodes = records_to_episodes(records, sim.dt, sim.joint_names)
-    save_episodes(options.output, episodes)
+    try:
+        if options.format == "npz":
+            save_episodes(options.output, episodes)
+        else:
+            write_bag(options.output, episodes, format=options.format)
+    except (FileExistsError, ValueError) as error:
+        parser.error(str(error))
     print(f"wrote {options.output}: {episodes.num_episodes} episodes, {len(episodes.states)} steps, dt={episodes.dt}")
 
 

@@ -1,0 +1,112 @@
+"""``bench``: planner and control-tick speed, measured in one run on this machine.
+
+The same planner network is sampled three ways: few-step DDIM from a warm start (what the
+policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
+training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
+ticks between plans: inverse dynamics on every sampled next state, averaging, smoothing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from . import cli
+from .checkpoint import load_invdyn, load_planner
+from .device import select_device
+from .metrics import measure_latency, percentiles_ms
+from .policy import Plan, Planning, PlanRequest, Policy, PolicyConfig
+from .sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
+
+
+@dataclass
+class BenchConfig:
+    """Options of ``bench``."""
+
+    planner: str = cli.option("models/planner_final.pth", "diffusion planner checkpoint")
+    invdyn: str = cli.option("models/invdyn_enhanced_final.pth", "inverse dynamics checkpoint")
+    num_inference_samples: int = cli.option(8, "plans drawn per replan (one batch)")
+    num_inference_steps: int = cli.option(5, "DDIM steps of a cold-start plan")
+    plan_iterations: int = cli.option(200, "timed DDIM plans per variant")
+    ddpm_iterations: int = cli.option(20, "timed 100-step DDPM plans")
+    tick_iterations: int = cli.option(2000, "timed control ticks per sample count")
+    threads: int = cli.option(1, "PyTorch intra-op threads (the node uses 1: tick and planner each get a core)")
+    device: str = cli.option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def recorded_states(sim: ArmSim, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Real states of an expert reach and its goal, so the timed inputs are in distribution."""
+    q0, goal = sample_task(sim, np.random.default_rng(0), TaskConfig().goal_margin)
+    expert = ScriptedExpert(sim, ExpertConfig(), np.random.default_rng(0))
+    return run_episode(sim, expert, goal, q0, round(seconds / sim.dt)).states, goal
+
+
+def time_plans(planning: Planning, request: PlanRequest, iterations: int, device: torch.device) -> dict[str, float]:
+    def call() -> Plan:
+        plan = planning(request)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return plan
+
+    return percentiles_ms(measure_latency(call, iterations, warmup=min(10, iterations)))
+
+
+def time_ticks(policy: Policy, states: np.ndarray, goal: np.ndarray, iterations: int) -> dict[str, float]:
+    """Tick latency between plans: replanning only every ``horizon`` ticks, plan ticks excluded."""
+    durations = []
+    policy.reset()
+    for i in range(iterations + policy.horizon):
+        started = time.perf_counter()
+        policy.select_action(states[i % len(states)], goal)
+        elapsed = time.perf_counter() - started
+        if policy.status.plan_age_ticks > 0:
+            durations.append(elapsed)
+    return percentiles_ms(durations[:iterations])
+
+
+def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
+    torch.set_num_threads(config.threads)
+    device = select_device(config.device)
+    sim = ArmSim(ArmConfig())
+    planner = load_planner(config.planner, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
+    invdyn = load_invdyn(config.invdyn, device, state_dim=sim.state_dim, action_dim=sim.action_dim)
+    states, goal = recorded_states(sim)
+
+    base = PolicyConfig(num_inference_samples=config.num_inference_samples,
+                        num_inference_steps=config.num_inference_steps)
+    planning = Planning(planner)
+    n_obs = planner.config.n_obs_steps
+    history = planner.normalizer.normalize_state(torch.as_tensor(states[50 - n_obs:50], dtype=torch.float32,
+                                                                 device=device))[None]
+    goal_tensor = planner.normalizer.normalize_goal(torch.as_tensor(goal, dtype=torch.float32, device=device))[None]
+    cold = PlanRequest(history, goal_tensor, origin_tick=50, previous=None, config=base)
+    previous = planning(cold)
+    warm = replace(cold, origin_tick=54, previous=previous)
+    ddpm = replace(cold, config=replace(base, sampler="ddpm"))
+
+    results = {
+        f"plan ddim warm ({config.num_inference_samples} samples)": time_plans(planning, warm, config.plan_iterations,
+                                                                                device),
+        f"plan ddim cold {config.num_inference_steps} steps": time_plans(planning, cold, config.plan_iterations, device),
+        f"plan ddpm {planner.config.num_train_timesteps} steps": time_plans(planning, ddpm, config.ddpm_iterations,
+                                                                             device),
+    }
+    for samples in (1, config.num_inference_samples):
+        tick_config = replace(base, num_inference_samples=samples, replan_every=planner.config.horizon)
+        policy = Policy(planner, invdyn, tick_config, -sim.torque_limit, sim.torque_limit, sim.dt)
+        results[f"control tick, {samples} sample(s)"] = time_ticks(policy, states, goal, config.tick_iterations)
+
+    ddpm_p50 = results[f"plan ddpm {planner.config.num_train_timesteps} steps"]["p50"]
+    print(f"bench on {device}, {config.threads} thread(s), horizon {planner.config.horizon}")
+    print("| measurement | p50 ms | p99 ms | ddpm p50 / p50 |")
+    print("|---|---|---|---|")
+    for name, values in results.items():
+        ratio = f"{ddpm_p50 / values['p50']:.1f}x" if name.startswith("plan") else ""
+        print(f"| {name} | {values['p50']:.3f} | {values['p99']:.3f} | {ratio} |")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    bench(cli.parse(BenchConfig, argv, __doc__))
