@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test compare models clean
+.PHONY: setup demo test compare evaluate bench models clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,30 @@ $(STAMP): requirements.txt setup.py
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-## The main job: collect demonstrations, train the four variants briefly, print the comparison.
+## The main job: the closed-loop demo over ROS 2 (arm_sim and invdyn_policy as separate processes).
 demo: $(STAMP)
-	$(BIN)/collect --output data/demos.npz --episodes 200
-	$(BIN)/compare --data data/demos.npz --output_dir outputs/compare --steps 1500
+	$(BIN)/demo
+
+data/demos.npz: $(STAMP)
+	$(BIN)/collect --output data/demos.npz --episodes 400 --seed 0
+
+## The four inverse dynamics variants on the same demonstrations (table, CSV, PNG).
+compare: data/demos.npz
+	$(BIN)/compare --data data/demos.npz --output_dir outputs/compare --steps 3000
+
+## Closed loop on the simulated arm and the speed benchmark, with the committed models.
+evaluate: $(STAMP)
+	$(BIN)/evaluate --episodes 50 --output_dir outputs/evaluate
+bench: $(STAMP)
+	$(BIN)/bench
+
+## Reproduce the committed default models in models/.
+models: data/demos.npz
+	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/demos.npz --model_type planner --output_dir outputs/models \
+		--steps 5000 --batch_size 256 --lr 1e-3 --no-progress
+	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/demos.npz --model_type enhanced --output_dir outputs/models \
+		--steps 5000 --batch_size 256 --lr 3e-4 --no-progress
+	cp outputs/models/planner_final.pth outputs/models/invdyn_enhanced_final.pth models/
 
 ## The test suite (what CI runs).
 test: $(STAMP)

@@ -29,6 +29,13 @@ setup(
             f"trainer = {PACKAGE}.train:main",
             f"collect = {PACKAGE}.sim.collect:main",
             f"compare = {PACKAGE}.compare:main",
+            f"invdyn_policy = {PACKAGE}.node:main",
+            f"arm_sim = {PACKAGE}.sim.arm_node:main",
+            f"evaluate = {PACKAGE}.evaluate:main",
+            f"bench = {PACKAGE}.bench:main",
+            f"demo = {PACKAGE}.demo:main",
+            f"ros_bench = {PACKAGE}.ros_bench:main",
+            f"bag_export = {PACKAGE}.bag_export:main",
         ],
     },
 )

@@ -17,6 +17,7 @@ from . import cli
 from .checkpoint import load_invdyn, load_planner
 from .device import select_device
 from .metrics import measure_latency, percentiles_ms
+from .paths import share_path
 from .policy import Plan, Planning, PlanRequest, Policy, PolicyConfig
 from .sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
 
@@ -25,8 +26,8 @@ from .sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, ru
 class BenchConfig:
     """Options of ``bench``."""
 
-    planner: str = cli.option("models/planner_final.pth", "diffusion planner checkpoint")
-    invdyn: str = cli.option("models/invdyn_enhanced_final.pth", "inverse dynamics checkpoint")
+    planner: str = cli.option(str(share_path("models", "planner_final.pth")), "diffusion planner checkpoint")
+    invdyn: str = cli.option(str(share_path("models", "invdyn_enhanced_final.pth")), "inverse dynamics checkpoint")
     num_inference_samples: int = cli.option(8, "plans drawn per replan (one batch)")
     num_inference_steps: int = cli.option(5, "DDIM steps of a cold-start plan")
     plan_iterations: int = cli.option(200, "timed DDIM plans per variant")
@@ -77,10 +78,8 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
     base = PolicyConfig(num_inference_samples=config.num_inference_samples,
                         num_inference_steps=config.num_inference_steps)
     planning = Planning(planner)
-    n_obs = planner.config.n_obs_steps
-    history = planner.normalizer.normalize_state(torch.as_tensor(states[50 - n_obs:50], dtype=torch.float32,
-                                                                 device=device))[None]
-    goal_tensor = planner.normalizer.normalize_goal(torch.as_tensor(goal, dtype=torch.float32, device=device))[None]
+    history = torch.as_tensor(states[50 - planner.config.n_obs_steps:50], dtype=torch.float32, device=device)
+    goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=device)
     cold = PlanRequest(history, goal_tensor, origin_tick=50, previous=None, config=base)
     previous = planning(cold)
     warm = replace(cold, origin_tick=54, previous=previous)

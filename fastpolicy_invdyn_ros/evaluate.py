@@ -21,8 +21,10 @@ from . import cli
 from .checkpoint import load_invdyn, load_planner
 from .device import select_device
 from .metrics import action_sparc, percentiles_ms, rms_jerk
+from .paths import share_path
 from .policy import Policy, PolicyConfig
-from .sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
+from .sim import (ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, ScriptedExpert, TaskConfig, run_episode,
+                  sample_task)
 from .smoothing import SmootherConfig
 
 
@@ -30,8 +32,9 @@ from .smoothing import SmootherConfig
 class EvaluateConfig:
     """Options of ``evaluate``."""
 
-    planner: str = cli.option("models/planner_final.pth", "diffusion planner checkpoint")
-    invdyn: list[str] = cli.option(["models/invdyn_enhanced_final.pth"], "inverse dynamics checkpoints to compare")
+    planner: str = cli.option(str(share_path("models", "planner_final.pth")), "diffusion planner checkpoint")
+    invdyn: list[str] = cli.option([str(share_path("models", "invdyn_enhanced_final.pth"))],
+                                   "inverse dynamics checkpoints to compare")
     samplers: list[str] = cli.option(["ddim"], "planner samplers to run each model with: ddim and/or ddpm (100 steps)")
     episodes: int = cli.option(50, "episodes per controller")
     seed: int = cli.option(1000, "seed of the held-out starts and goals")

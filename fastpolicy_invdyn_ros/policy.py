@@ -50,15 +50,20 @@ def generate_actions_with_enhanced_invdyn(
 ) -> torch.Tensor:
     """The seed's one-shot API: plan, then act on the first planned state. Works with every model type.
 
-    norm_batch: ``history`` (B, n_obs_steps, S) and ``goal`` (B, G), normalized for the planner.
+    norm_batch: ``history`` (B, n_obs_steps, S) normalized states and ``goal`` (B, G) the normalized
+    goal error, as the planner's normalizer makes them (``normalize_state``, ``normalize_goal_error``).
     norm_current_state: (B, S) current state or (B, L, S) recent states, normalized for the
-    inverse dynamics model (both models are normally trained on one split and share units).
+    inverse dynamics model. Both models carry the normalizers their loaders attach.
     Returns (B, A) normalized actions; ``temperature`` applies only with probabilistic sampling.
     """
     plans = diffusion_model.sample(norm_batch["history"], norm_batch.get("goal"), num_inference_samples,
                                    num_inference_steps)
+    planner_units, invdyn_units = diffusion_model.normalizer, inv_dyn_model.normalizer
+    current = planner_units.unnormalize_state(norm_batch["history"][:, -1])
+    next_states = planner_units.unnormalize_plan(plans, current.unsqueeze(1))[:, :, 0]
     history = norm_current_state if norm_current_state.ndim == 3 else norm_current_state.unsqueeze(1)
-    return actions_from_plan(inv_dyn_model, history, plans[:, :, 0], temperature if use_probabilistic_sampling else 0.0)
+    return actions_from_plan(inv_dyn_model, history, invdyn_units.normalize_state(next_states),
+                             temperature if use_probabilistic_sampling else 0.0)
 
 
 SAFE_MODES = ("hold", "zero")
@@ -118,9 +123,9 @@ class Plan:
 @dataclass
 class PlanRequest:
     history: torch.Tensor
-    """(1, n_obs_steps, S) planner-normalized recent states."""
+    """(n_obs_steps, S) raw recent states, ending with the current one."""
     goal: torch.Tensor | None
-    """(1, G) planner-normalized goal."""
+    """(G,) raw goal (None for a planner without goals)."""
     origin_tick: int
     previous: Plan | None
     """The plan to warm start from (None: cold start)."""
@@ -142,17 +147,20 @@ class Planning:
     @torch.inference_mode()
     def __call__(self, request: PlanRequest) -> Plan:
         started = time.perf_counter()
-        config, previous = request.config, request.previous
+        config, previous, normalizer = request.config, request.previous, self.normalizer
+        current = request.history[-1]
+        history = normalizer.normalize_state(request.history)[None]
+        goal = None if request.goal is None else normalizer.normalize_goal_error(request.goal, current)[None]
         warm_start = None
         if config.warm_start and config.sampler == "ddim" and previous is not None:
-            shifted = shift_plan(self.normalizer.normalize_state(previous.states),
-                                 request.origin_tick - previous.origin_tick)
+            shifted = normalizer.normalize_plan(shift_plan(previous.states, request.origin_tick - previous.origin_tick),
+                                                current)
             # Per-sample warm start when the sample count is unchanged, else their mean.
             warm_start = shifted[None] if len(shifted) == config.num_inference_samples else shifted.mean(0)[None]
         steps = config.num_inference_steps if config.sampler == "ddim" else None
-        plans = self.planner.sample(request.history, request.goal, config.num_inference_samples, steps,
+        plans = self.planner.sample(history, goal, config.num_inference_samples, steps,
                                     warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed))
-        states = self.normalizer.unnormalize_state(plans[0])
+        states = normalizer.unnormalize_plan(plans[0], current)
         if not torch.isfinite(states).all():
             raise FloatingPointError("planner produced non-finite states")
         return Plan(states, request.origin_tick, time.perf_counter() - started)
@@ -309,13 +317,11 @@ class Policy:
             self._history[-1] = state
 
     def _request(self, goal: np.ndarray | None) -> PlanRequest:
-        n_obs = self.planner.config.n_obs_steps
-        history = self.planner.normalizer.normalize_state(self._history[-n_obs:])[None]
+        history = self._history[-self.planner.config.n_obs_steps:].clone()
         goal_tensor = None
         if self.planner.config.goal_dim:
-            goal_tensor = self.planner.normalizer.normalize_goal(
-                torch.as_tensor(goal, dtype=torch.float32, device=self.device))[None]
-        return PlanRequest(history.clone(), goal_tensor, self._tick, self._plan, replace(self.config))
+            goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=self.device)
+        return PlanRequest(history, goal_tensor, self._tick, self._plan, replace(self.config))
 
     def _current_plan(self, goal: np.ndarray | None) -> Plan | None:
         due = self._plan is None or self._tick - self._plan.origin_tick >= self.config.replan_every

@@ -150,14 +150,18 @@ def build_model(config: TrainConfig, episodes: Episodes) -> tuple[nn.Module, str
 def make_windows(config: TrainConfig, episodes: Episodes, normalizer: Normalizer, device: torch.device) -> Batch:
     """All training samples of ``episodes``, normalized, as tensors on ``device``."""
     if config.model_type == "planner":
-        windows = planner_windows(episodes, config.n_obs_steps, config.horizon)
-        normalize = {"history": normalizer.normalize_state, "goal": normalizer.normalize_goal,
-                     "future": normalizer.normalize_state}
+        raw = {name: torch.from_numpy(array) for name, array in
+               planner_windows(episodes, config.n_obs_steps, config.horizon).items()}
+        current = raw["history"][:, -1]
+        windows = {"history": normalizer.normalize_state(raw["history"]),
+                   "goal": normalizer.normalize_goal_error(raw["goal"], current),
+                   "future": normalizer.normalize_plan(raw["future"], current)}
     else:
-        windows = invdyn_windows(episodes, config.seq_length)
-        normalize = {"history": normalizer.normalize_state, "next_state": normalizer.normalize_state,
-                     "action": normalizer.normalize_action}
-    return {name: normalize[name](torch.from_numpy(array)).to(device) for name, array in windows.items()}
+        raw = {name: torch.from_numpy(array) for name, array in invdyn_windows(episodes, config.seq_length).items()}
+        windows = {"history": normalizer.normalize_state(raw["history"]),
+                   "next_state": normalizer.normalize_state(raw["next_state"]),
+                   "action": normalizer.normalize_action(raw["action"])}
+    return {name: tensor.to(device) for name, tensor in windows.items()}
 
 
 def planner_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -295,6 +299,8 @@ def train(config: TrainConfig) -> TrainResult:
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
     model, kind, model_config = build_model(config, train_episodes)
     normalizer = Normalizer.fit(train_episodes)
+    if kind == "planner":
+        normalizer = normalizer.with_plan_statistics(planner_windows(train_episodes, config.n_obs_steps, config.horizon))
     if config.init_from:
         # Fine-tuning keeps the normalizer the weights were trained with.
         init = read_checkpoint(config.init_from, kind=kind)

@@ -26,3 +26,21 @@ def demos_path(demos: Episodes, tmp_path_factory: pytest.TempPathFactory) -> Pat
     path = tmp_path_factory.mktemp("data") / "demos.npz"
     save_episodes(path, demos)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(demos_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A briefly trained planner and probabilistic enhanced inverse dynamics model (finite, not good).
+
+    Made with the trainer API, as users make theirs; for the node tests, which need real
+    checkpoints but not a policy that reaches goals.
+    """
+    from fastpolicy_invdyn_ros.train import TrainConfig, train
+
+    output_dir = tmp_path_factory.mktemp("tiny_models")
+    common = dict(data=[str(demos_path)], output_dir=str(output_dir), steps=150, batch_size=64, progress=False,
+                  eval_every=1000, checkpoint_every=1000)
+    planner = train(TrainConfig(model_type="planner", **common)).final_path
+    invdyn = train(TrainConfig(model_type="enhanced", probabilistic=True, hidden_dim=64, num_layers=2,
+                               **common)).final_path
+    return {"planner_model_path": planner, "invdyn_model_path": invdyn}

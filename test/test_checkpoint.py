@@ -117,7 +117,7 @@ import sys, torch
 from pathlib import Path
 from fastpolicy_invdyn_ros.checkpoint import save_checkpoint
 from fastpolicy_invdyn_ros.normalization import Normalizer
-normalizer = Normalizer(*[torch.ones(3)] * 6)
+normalizer = Normalizer(*[torch.ones(3)] * 4)
 path, ready = Path(sys.argv[1]), Path(sys.argv[2])
 for version in range(1, 10**6):
     big = {"w": torch.full((4_000_000,), float(version))}

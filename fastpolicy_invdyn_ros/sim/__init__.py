@@ -12,6 +12,7 @@ from .task import (
     TaskConfig,
     goal_reached,
     run_episode,
+    sample_nearby_task,
     sample_task,
     summarize,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "goal_reached",
     "records_to_episodes",
     "run_episode",
+    "sample_nearby_task",
     "sample_task",
     "summarize",
 ]

@@ -18,7 +18,7 @@ from ..bags import STORAGE_FORMATS, write_bag
 from ..data import Episodes, save_episodes
 from .arm import ArmConfig, ArmSim
 from .expert import ExpertConfig, ScriptedExpert
-from .task import EpisodeRecord, TaskConfig, run_episode, sample_task, summarize
+from .task import EpisodeRecord, TaskConfig, run_episode, sample_nearby_task, sample_task, summarize
 
 
 @dataclass
@@ -32,6 +32,8 @@ class CollectOptions:
     episode_seconds: float = cli.option(TaskConfig.episode_seconds, "duration of every episode in seconds")
     noise_scale: float = cli.option(ExpertConfig.noise_scale, "expert acceleration noise std in rad/s^2 (0: none)")
     control_dt: float = cli.option(ArmConfig.control_dt, "control period in seconds")
+    nearby_fraction: float = cli.option(0.3, "fraction of episodes whose goal is near the rest start")
+    nearby_offset: float = cli.option(0.25, "largest per-joint start-to-goal offset (rad) of those episodes")
 
 
 def collect_records(
@@ -42,8 +44,13 @@ def collect_records(
     expert_config: ExpertConfig | None = None,
     task: TaskConfig | None = None,
     progress: bool = False,
+    nearby_fraction: float = CollectOptions.nearby_fraction,
+    nearby_offset: float = CollectOptions.nearby_offset,
 ) -> list[EpisodeRecord]:
-    """Run the scripted expert from random rest starts to random goals, one fixed-length episode each."""
+    """Run the scripted expert from random rest starts to random goals, one fixed-length episode each.
+
+    A ``nearby_fraction`` of the goals lie within ``nearby_offset`` of their start (``sample_nearby_task``).
+    """
     task = task or TaskConfig()
     num_steps = round(episode_seconds / sim.dt)
     if num_episodes < 1 or num_steps < 1:
@@ -52,7 +59,10 @@ def collect_records(
     expert = ScriptedExpert(sim, expert_config, rng)
     records = []
     for _ in tqdm(range(num_episodes), desc="collect", unit="episode", disable=not progress):
-        q0, goal = sample_task(sim, rng, task.goal_margin)
+        if rng.random() < nearby_fraction:
+            q0, goal = sample_nearby_task(sim, rng, task.goal_margin, nearby_offset)
+        else:
+            q0, goal = sample_task(sim, rng, task.goal_margin)
         expert.reset()
         records.append(run_episode(sim, expert, goal, q0, num_steps, task))
     return records
@@ -77,11 +87,13 @@ def collect(
     noise_scale: float = CollectOptions.noise_scale,
     control_dt: float = CollectOptions.control_dt,
     progress: bool = False,
+    nearby_fraction: float = CollectOptions.nearby_fraction,
 ) -> Episodes:
     """``num_episodes`` expert demonstrations of ``episode_seconds`` each on the default arm."""
     sim = ArmSim(ArmConfig(control_dt=control_dt))
     records = collect_records(
-        sim, num_episodes, seed, episode_seconds, ExpertConfig(noise_scale=noise_scale), progress=progress
+        sim, num_episodes, seed, episode_seconds, ExpertConfig(noise_scale=noise_scale), progress=progress,
+        nearby_fraction=nearby_fraction,
     )
     return records_to_episodes(records, sim.dt, sim.joint_names)
 
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             options.episode_seconds,
             ExpertConfig(noise_scale=options.noise_scale),
             progress=True,
+            nearby_fraction=options.nearby_fraction,
+            nearby_offset=options.nearby_offset,
         )
     except ValueError as error:
         parser.error(str(error))

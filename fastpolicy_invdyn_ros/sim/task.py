@@ -77,6 +77,19 @@ def sample_task(sim: ArmSim, rng: np.random.Generator, margin: float) -> tuple[n
     return sim.sample_configuration(rng, margin), sim.sample_configuration(rng, margin)
 
 
+def sample_nearby_task(sim: ArmSim, rng: np.random.Generator, margin: float,
+                       max_offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """A random rest configuration and a goal at most ``max_offset`` rad away per joint.
+
+    Reaches from far away pass near the goal already moving toward it; a learned policy that
+    stopped a little short must also have seen how to start from rest with a small error.
+    """
+    q0 = sim.sample_configuration(rng, margin)
+    low, high = sim.position_limits.T
+    goal = np.clip(q0 + rng.uniform(-max_offset, max_offset, size=q0.shape), low + margin, high - margin)
+    return q0, goal
+
+
 def run_episode(
     sim: ArmSim,
     controller: Controller,

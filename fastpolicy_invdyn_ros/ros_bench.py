@@ -1,0 +1,93 @@
+"""``ros_bench``: the policy's timing over DDS across processes, while it plans.
+
+    ros2 run fastpolicy_invdyn_ros ros_bench --duration_s 30 --rate_hz 100
+
+arm_sim (500 Hz physics, /joint_states every step, a stream of random goals so the arm keeps
+moving) and invdyn_policy run as separate processes, as in the demo; this process receives the
+policy's ``command_stamped``. It measures the state-to-command latency (arrival of the command
+here minus the stamp of the joint state it was computed from), the achieved command rate and the
+ticks late by more than one period, and prints them with the node's own diagnostics.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import cli
+from .closed_loop import CommandStats, closed_loop, wait_for
+
+STARTUP_ALLOWANCE_S = 60.0
+LATENCY_TARGET_P99_MS = 5.0
+
+
+@dataclass
+class BenchOptions:
+    """Command-line options of ``ros_bench`` (each field becomes ``--<name>``)."""
+
+    duration_s: float = cli.option(30.0, "measured seconds")
+    rate_hz: float = cli.option(100.0, "control rate of the policy (control_rate_hz)")
+    warmup_s: float = cli.option(3.0, "seconds of running before measuring (first plans, caches)")
+    output_dir: str = cli.option("outputs/ros_bench", "node logs and results.json")
+    planner_model_path: str = cli.option("", "planner checkpoint ('': the package's models/planner_final.pth)")
+    invdyn_model_path: str = cli.option("", "inverse dynamics checkpoint ('': models/invdyn_enhanced_final.pth)")
+
+
+def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
+    """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
+    policy = {"control_rate_hz": float(options.rate_hz)}
+    policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
+                   if getattr(options, name)})
+    sim = {"num_goals": 1000, "goal_timeout_s": 4.0}
+    with closed_loop(output_dir, policy, sim) as loop:
+        monitor = loop.monitor
+        if not wait_for(lambda: loop.finished() or monitor.diagnostics.get("state") == "ok", STARTUP_ALLOWANCE_S):
+            raise RuntimeError(f"the policy did not start controlling in {STARTUP_ALLOWANCE_S:g} s; "
+                               f"see {output_dir}/*.log")
+        time.sleep(options.warmup_s)
+        monitor.clear()
+        time.sleep(options.duration_s)
+        monitor.recording = False
+        loop.check()
+        return monitor.stats(1.0 / options.rate_hz), dict(monitor.diagnostics)
+
+
+def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[str, str]) -> None:
+    expected = options.rate_hz * options.duration_s
+    rows = [
+        ("state-to-command latency p50 (ms)", f"{stats.latency_ms['p50']:.2f}", ""),
+        ("state-to-command latency p99 (ms)", f"{stats.latency_ms['p99']:.2f}", f"< {LATENCY_TARGET_P99_MS:g}"),
+        ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
+        ("ticks late by more than one period", str(stats.late_ticks), "0"),
+        ("commands received", str(stats.count), f"{expected:.0f}"),
+        ("node tick latency p50 / p99 (ms)",
+         f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
+        ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
+        ("plan latency, last (ms)", diagnostics.get("plan_latency_ms", "?"), ""),
+    ]
+    print(f"ros_bench: invdyn_policy at {options.rate_hz:g} Hz over DDS, arm_sim at 500 Hz in another process, "
+          f"{options.duration_s:g} s while planning")
+    print(f"{'metric':<38}{'value':>16}{'target':>10}")
+    for name, value, target in rows:
+        print(f"{name:<38}{value:>16}{target:>10}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = cli.parse(BenchOptions, argv, __doc__)
+    output_dir = Path(options.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        stats, diagnostics = measure(options, output_dir)
+    except (RuntimeError, FileNotFoundError) as error:
+        print(f"ros_bench: error: {error}", file=sys.stderr)
+        return 1
+    print_table(options, stats, diagnostics)
+    results = {"options": asdict(options), "commands": asdict(stats), "node_diagnostics": diagnostics}
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Pieces shared by the package's nodes: parameter descriptors, start-up, a working MultiThreadedExecutor."""
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+import rclpy
+import rclpy.executors
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException
+from rclpy.signals import SignalHandlerOptions
+
+
+def describe(description: str, read_only: bool = False, floats: tuple[float, float] | None = None,
+             ints: tuple[int, int] | None = None) -> ParameterDescriptor:
+    """A descriptor with a description, an optional inclusive range and the read-only flag."""
+    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    if floats is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=floats[0], to_value=floats[1], step=0.0)]
+    if ints is not None:
+        descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
+    return descriptor
+
+
+def one_line(error: Exception, limit: int = 400) -> str:
+    """An error as the single line a node dies with (long library messages cut at ``limit`` characters)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def init(args: list[str] | None) -> None:
+    """``rclpy.init`` where SIGINT and SIGTERM raise KeyboardInterrupt in the spinning main thread.
+
+    rclpy's own handlers shut the context down under running callbacks, whose next publish then
+    raises; this way the node stops spinning first and shuts down in order (writing its outputs).
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
+    """rclpy's MultiThreadedExecutor without its busy loop (rclpy issue 1452, fixed upstream in rclpy 10).
+
+    There, a callback submitted to the thread pool but not started yet is yielded again by the next
+    wait, which then returns at once: the spinning thread loops holding the GIL and the workers
+    cannot start. At 500 Hz input this made a 100 Hz timer run at 40-90 Hz. Here the spinning
+    thread waits until the worker has started the callback before it waits for more work.
+    """
+
+    def _spin_once_impl(self, timeout_sec: float | None = None,
+                        wait_condition: Callable[[], bool] = lambda: False) -> None:
+        try:
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except (ExternalShutdownException, ShutdownException, TimeoutException, ConditionReachedException):
+            return
+        started = threading.Event()
+
+        def run() -> None:
+            started.set()
+            handler()
+
+        self._executor.submit(run)
+        self._futures.append(handler)
+        started.wait()
+        for future in self._futures[:]:
+            if future.done():
+                self._futures.remove(future)
+                future.result()  # raise any exceptions

@@ -1,0 +1,183 @@
+"""The ``arm_sim`` node: the MuJoCo arm behind the ros2_control forward_command_controller interface.
+
+    ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
+
+One physics step per timer tick (2 ms, real time by default). After every step it publishes
+``/joint_states`` stamped with the node clock; it applies the last good command received on
+``/forward_command_controller/commands`` (zero-order hold, as the controller does). It can also
+send a seeded sequence of random reachable goals and report how each went.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from ..ros_common import describe, init, one_line
+from .arm import ArmConfig, ArmSim
+from .goals import GoalSequence
+from .task import TaskConfig
+
+NODE_NAME = "arm_sim"
+GOAL_REPUBLISH_PERIOD_S = 0.5
+"""The current goal is sent again this often, so a policy that starts late still gets it."""
+
+
+class StepLog:
+    """Preallocated per-step record (time, state, applied command, goal) written as NPZ at the end."""
+
+    def __init__(self, capacity: int, num_joints: int) -> None:
+        self.time = np.zeros(capacity)
+        self.state = np.zeros((capacity, 2 * num_joints))
+        self.command = np.zeros((capacity, num_joints))
+        self.goal = np.full((capacity, num_joints), np.nan)
+        self.size = 0
+
+    def record(self, time_s: float, state: np.ndarray, command: np.ndarray, goal: np.ndarray | None) -> None:
+        if self.size == len(self.time):
+            return  # full: keep the beginning (capacity is set by log_max_s)
+        i = self.size
+        self.time[i], self.state[i], self.command[i] = time_s, state, command
+        if goal is not None:
+            self.goal[i] = goal
+        self.size += 1
+
+    def save(self, path: str, joint_names: list[str], dt: float) -> None:
+        n = self.size
+        np.savez_compressed(path, time=self.time[:n], state=self.state[:n], command=self.command[:n],
+                            goal=self.goal[:n], joint_names=np.array(joint_names), dt=dt)
+
+
+class ArmSimNode(Node):
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        task = TaskConfig()
+        p = self._declare
+        physics_dt = p("physics_dt", 0.002, "Physics step (s): a multiple of the MuJoCo timestep", floats=(1e-4, 0.1))
+        speed = p("real_time_factor", 1.0, "Simulated seconds per wall-clock second", floats=(0.01, 100.0))
+        self.wait_for_command = p("wait_for_command", True, "Hold the arm still until the first command arrives")
+        seed = p("seed", 0, "Seeds the start configuration (when not given) and the goals")
+        num_goals = p("num_goals", 0, "Random goals to send one after another (0: none)", ints=(0, 100_000))
+        goal_topic = p("goal_topic", "/invdyn_policy/goal", "Where goals are published (std_msgs/Float64MultiArray)")
+        timeout_s = p("goal_timeout_s", 8.0, "Simulated seconds before an unreached goal is given up",
+                      floats=(0.01, 3600.0))
+        task.goal_margin = p("goal_margin", task.goal_margin, "Goals and starts lie this far (rad) inside the limits")
+        task.position_tolerance = p("position_tolerance", task.position_tolerance, "Max joint error (rad) at the goal")
+        task.velocity_tolerance = p("velocity_tolerance", task.velocity_tolerance, "Max joint speed (rad/s) there")
+        self.exit_when_done = p("exit_when_done", False, "Shut down after the last goal (writes the report and log)")
+        self.report_path = p("report_path", "", "JSON file of the per-goal outcomes written at shutdown ('': none)")
+        self.log_path = p("log_path", "", "NPZ file of every step (time, state, command, goal) at shutdown ('': none)")
+        log_max_s = p("log_max_s", 600.0, "Longest simulated time the step log holds (s)", floats=(0.0, 86400.0))
+
+        self.sim = ArmSim(ArmConfig(control_dt=physics_dt))
+        rng = np.random.default_rng(seed)
+        start = self.declare_parameter("start_positions", Parameter.Type.DOUBLE_ARRAY, describe(
+            "Start joint positions (rad), at rest (default: sampled with seed)", read_only=True)).value
+        self.sim.reset(self.sim.sample_configuration(rng, task.goal_margin) if start is None else np.array(start))
+        self.goals = GoalSequence(self.sim, num_goals, seed + 1, task, timeout_s)
+        num_joints = self.sim.num_joints
+        self.command = np.zeros(num_joints)
+        self.commanded = False
+        self.running = False
+        self.log = StepLog(round(log_max_s / physics_dt) if self.log_path else 0, num_joints)
+        self.done = Future()
+
+        # Each step only copies numbers into the message's arrays (through numpy views).
+        zeros = [0.0] * num_joints
+        self._joint_msg = JointState(name=list(self.sim.joint_names), position=zeros, velocity=zeros, effort=zeros)
+        self._position, self._velocity, self._effort = (
+            np.frombuffer(values, dtype=np.float64)
+            for values in (self._joint_msg.position, self._joint_msg.velocity, self._joint_msg.effort))
+        self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
+        self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
+        self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
+        self.create_timer(physics_dt / speed, self._step)
+        self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
+        self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
+                               f"{1 / physics_dt:g} Hz physics, {num_goals} goals")
+
+    def _declare(self, name: str, default: object, description: str, **value_range: tuple) -> object:
+        return self.declare_parameter(name, default, describe(description, read_only=True, **value_range)).value
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) != len(self.command) or not np.isfinite(msg.data).all():
+            self.get_logger().warning(f"ignored a command of {len(msg.data)} values (need {len(self.command)} "
+                                      f"finite ones); holding the last good one", throttle_duration_sec=1.0)
+            return
+        self.command[:] = msg.data
+        self.commanded = True
+
+    def _step(self) -> None:
+        if self.commanded or not self.wait_for_command:
+            if not self.running:  # physics starts now, and so does the first goal
+                self.running = True
+                self._publish_goal()
+            state = self.sim.step(self.command)
+            if self.goals.update(state, self.sim.time):
+                self._goal_finished()
+            self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        data = self.sim.data
+        self._position[:], self._velocity[:], self._effort[:] = data.qpos, data.qvel, data.ctrl
+        self._joint_msg.header.stamp = self.get_clock().now().to_msg()
+        self._joint_pub.publish(self._joint_msg)
+
+    def _goal_finished(self) -> None:
+        outcome = self.goals.outcomes[-1]
+        self.get_logger().info(f"goal {len(self.goals.outcomes)}/{len(self.goals.goals)} "
+                               f"{'reached' if outcome.reached else 'timed out'} after {outcome.seconds:.2f} s, "
+                               f"final error {outcome.final_error:.3f} rad")
+        self._publish_goal()
+        if self.goals.done and self.exit_when_done and not self.done.done():
+            self.done.set_result(True)
+
+    def _publish_goal(self) -> None:
+        goal = self.goals.current
+        if goal is not None:
+            self._goal_pub.publish(Float64MultiArray(data=goal.tolist()))
+
+    def write_outputs(self) -> None:
+        """The report and the step log, as configured (at shutdown)."""
+        if self.report_path:
+            Path(self.report_path).write_text(json.dumps(self.goals.report(), indent=2))
+        if self.log_path:
+            self.log.save(self.log_path, self.sim.joint_names, self.sim.dt)
+
+
+def main(args: list[str] | None = None) -> int:
+    init(args)
+    try:
+        node = ArmSimNode()
+    except (ValueError, ParameterException) as error:  # a bad parameter: one line, no traceback
+        get_logger(NODE_NAME).fatal(one_line(error))
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin_until_future_complete(node.done)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.write_outputs()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""A sequence of random reachable goals for the simulated arm, with the outcome of each. No ROS here."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .arm import ArmSim
+from .task import TaskConfig, goal_reached
+
+
+@dataclass
+class GoalOutcome:
+    """How one goal went."""
+
+    goal: list[float]
+    """The goal joint positions (rad)."""
+    reached: bool
+    """The arm was at the goal and settled (``task.goal_reached``) before the timeout."""
+    seconds: float
+    """Simulated time from the goal's start until it was reached or timed out."""
+    final_error: float
+    """Max-abs joint position error (rad) when the goal ended."""
+
+
+class GoalSequence:
+    """``num_goals`` goals sampled like the training tasks; the next starts when one is reached or times out."""
+
+    def __init__(self, sim: ArmSim, num_goals: int, seed: int, task: TaskConfig, timeout_s: float) -> None:
+        rng = np.random.default_rng(seed)
+        self.goals = [sim.sample_configuration(rng, task.goal_margin) for _ in range(num_goals)]
+        self.task, self.timeout_s = task, timeout_s
+        self.outcomes: list[GoalOutcome] = []
+        self._started_s: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return len(self.outcomes) == len(self.goals)
+
+    @property
+    def current(self) -> np.ndarray | None:
+        """The goal in force (None when the sequence is done or empty)."""
+        return None if self.done else self.goals[len(self.outcomes)]
+
+    def update(self, state: np.ndarray, now_s: float) -> bool:
+        """Advance with the arm's state at simulated time ``now_s``; True when the goal changed."""
+        goal = self.current
+        if goal is None:
+            return False
+        if self._started_s is None:
+            self._started_s = now_s
+        elapsed = now_s - self._started_s
+        reached = goal_reached(state, goal, self.task.position_tolerance, self.task.velocity_tolerance)
+        if not reached and elapsed < self.timeout_s:
+            return False
+        error = float(np.max(np.abs(state[: len(goal)] - goal)))
+        self.outcomes.append(GoalOutcome(goal.tolist(), reached, elapsed, error))
+        self._started_s = now_s
+        return True
+
+    def report(self) -> dict:
+        """Plain values for a JSON report."""
+        return {
+            "num_goals": len(self.goals),
+            "reached": sum(outcome.reached for outcome in self.outcomes),
+            "position_tolerance": self.task.position_tolerance,
+            "velocity_tolerance": self.task.velocity_tolerance,
+            "goals": [asdict(outcome) for outcome in self.outcomes],
+        }

@@ -1,0 +1,132 @@
+"""A fake robot for the node tests: publishes joint states, records the policy's commands and diagnostics.
+
+It runs in the test process, in the same private ROS domain as the node under test, spun by a
+background executor. Joint states go out from a timer at 250 Hz; ``corrupt`` turns each good
+message into a bad one (or None: publish nothing) for the bad-input tests.
+"""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
+from rclpy.parameter_client import AsyncParameterClient
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch"]
+POSITIONS = [0.3, -0.4, 0.8]
+VELOCITIES = [0.05, -0.1, 0.2]
+STATE_PERIOD_S = 0.004
+
+Corruption = Callable[[JointState, int], JointState | None]
+
+
+class FakeRobot(Node):
+    def __init__(self, policy_name: str = "invdyn_policy") -> None:
+        super().__init__("fake_robot")
+        self.order = list(range(len(JOINTS)))
+        """Order in which joints are listed in the published messages (names and values alike)."""
+        self.positions, self.velocities = list(POSITIONS), list(VELOCITIES)
+        self.corrupt: Corruption | None = None
+        self.process: subprocess.Popen | None = None
+        """The node under test (set by the test fixture)."""
+        self._lock = threading.Lock()
+        self._count = 0
+        self.commands: list[np.ndarray] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.plans: list[Float64MultiArray] = []
+        self._state_pub = self.create_publisher(JointState, "joint_states", 10)
+        self._goal_pub = self.create_publisher(Float64MultiArray, f"/{policy_name}/goal", 10)
+        self.create_subscription(JointState, f"/{policy_name}/command_stamped", self._on_command, 100)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.create_subscription(Float64MultiArray, f"/{policy_name}/planned_states", self.plans.append, 10)
+        self.parameters = AsyncParameterClient(self, policy_name)
+        self.create_timer(STATE_PERIOD_S, self._publish_state)
+
+    def _publish_state(self) -> None:
+        msg = JointState(name=[JOINTS[i] for i in self.order], position=[self.positions[i] for i in self.order],
+                         velocity=[self.velocities[i] for i in self.order])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._count += 1
+        corrupt = self.corrupt  # read once: the test thread may reset it meanwhile
+        if corrupt is not None:
+            msg = corrupt(msg, self._count)
+        if msg is not None:
+            self._state_pub.publish(msg)
+
+    def _on_command(self, msg: JointState) -> None:
+        if msg.header.stamp.sec or msg.header.stamp.nanosec:  # computed from one of our states
+            with self._lock:
+                self.commands.append(np.array(msg.effort))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            self.diagnostics.extend(status for status in msg.status if status.name.startswith("invdyn_policy"))
+
+    def publish_goal(self, values: list[float]) -> None:
+        self._goal_pub.publish(Float64MultiArray(data=values))
+
+    def collect(self, seconds: float) -> np.ndarray:
+        """The commands received over the next ``seconds``."""
+        with self._lock:
+            start = len(self.commands)
+        time.sleep(seconds)
+        with self._lock:
+            return np.array(self.commands[start:])
+
+    def diagnostics_since(self, index: int) -> list[DiagnosticStatus]:
+        with self._lock:
+            return list(self.diagnostics[index:])
+
+    def set_remote(self, **values: object) -> list:
+        """Set parameters through the node's SetParameters service (what ``ros2 param set`` calls)."""
+        future = self.parameters.set_parameters([Parameter(name, value=value) for name, value in values.items()])
+        return wait_future(future).results
+
+    def get_remote(self, name: str) -> object:
+        return parameter_value_to_python(wait_future(self.parameters.get_parameters([name])).values[0])
+
+
+def wait_future(future, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no answer from the node's parameter service")
+        time.sleep(0.01)
+    return future.result()
+
+
+def is_safe(command: np.ndarray) -> bool:
+    """The safe command of the test configuration (safe_mode zero, smoothing off): exactly zero."""
+    return bool(np.all(command == 0.0))
+
+
+def diagnostic_text(status: DiagnosticStatus) -> str:
+    return status.message + " " + " ".join(f"{value.key}={value.value}" for value in status.values)
+
+
+class RobotSession:
+    """rclpy in this process with a ``FakeRobot`` spinning in a background thread."""
+
+    def __init__(self) -> None:
+        rclpy.init()
+        self.robot = FakeRobot()
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.robot)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._thread.join()
+        self.robot.destroy_node()
+        rclpy.try_shutdown()
+

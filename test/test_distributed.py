@@ -1,0 +1,50 @@
+"""The trainer under torchrun: 2 processes with gloo on the CPU, killed, resumed, as good as 1 process."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fastpolicy_invdyn_ros.checkpoint import read_checkpoint
+from fastpolicy_invdyn_ros.train import TrainConfig, train
+
+BIN = Path(sys.executable).parent
+
+
+def torchrun(args: list[str]) -> subprocess.Popen:
+    command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(BIN / "trainer"), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_two_gloo_processes_train_resume_and_match_one_process(demos_path, tmp_path):
+    assert shutil.which("torchrun", path=str(BIN)), "torchrun comes with torch"
+    options = dict(steps=400, hidden_dim=128, num_layers=2, batch_size=128, lr=1e-3, seed=0)
+    args = ["--data", str(demos_path), "--output_dir", str(tmp_path / "ddp"), "--checkpoint_every", "100",
+            "--no-progress"] + [f"--{name}={value}" for name, value in options.items()]
+
+    first = torchrun(args)
+    last = tmp_path / "ddp" / "invdyn_enhanced_last.pth"
+    deadline = time.monotonic() + 240
+    while not last.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # torchrun's workers run in sessions of their own: kill every process of this run by its arguments.
+    subprocess.run(["pkill", "-KILL", "-f", str(tmp_path / "ddp")], check=False)
+    first.wait()
+    assert last.exists(), first.stdout.read()
+    killed_at = read_checkpoint(last)["train_state"]["step"]
+    assert killed_at < 400 and not (tmp_path / "ddp" / "invdyn_enhanced_final.pth").exists()
+    assert len(read_checkpoint(last)["train_state"]["torch_rng"]) == 2  # each rank's RNG stream
+
+    resumed = torchrun(args + ["--resume"])
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"at step {killed_at}/400" in output
+    assert output.count("wrote ") == 1, "only rank 0 writes and reports"
+    ddp = read_checkpoint(tmp_path / "ddp" / "invdyn_enhanced_final.pth")["metadata"]["val_metric"]
+
+    single = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "single"), progress=False,
+                               **options)).val_metric
+    assert ddp < 0.5 and single < 0.5
+    assert abs(ddp - single) <= 0.3 * single + 0.01, (ddp, single)

@@ -1,0 +1,247 @@
+"""The invdyn_policy node over DDS: started from its console script with the package's YAML, in its own
+process and a private ROS domain, driven by this process as the robot (``ros_harness.FakeRobot``).
+
+The node runs briefly trained models with a seeded planner, no warm start, no smoothing and the
+``zero`` safe mode: for the same input its commands repeat exactly (one value per plan age), and
+the safe command is exactly zero.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
+from ros_harness import JOINTS, POSITIONS, FakeRobot, RobotSession, diagnostic_text, is_safe
+
+from fastpolicy_invdyn_ros.closed_loop import (policy_command, private_domain_id, ros_environment, start, stop,
+                                               use_domain, wait_for)
+
+TEST_PARAMETERS = {
+    "safe_mode": "zero",
+    "smoothing_enabled": False,
+    "plan_seed": 0,
+    "warm_start": False,
+    "use_probabilistic_sampling": True,
+    "temperature": 0.0,
+    "replan_every": 2,
+}
+RATE_HZ = 100.0  # config/invdyn_policy.yaml
+STARTUP_S = 60.0
+
+
+def controlling(robot: FakeRobot, ticks: int = 5) -> bool:
+    """The next few commands come from the policy (none is the safe command)."""
+    commands = robot.collect(ticks / RATE_HZ + 0.02)
+    return len(commands) >= ticks and not any(is_safe(command) for command in commands)
+
+
+@pytest.fixture(scope="module")
+def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
+    """The node under test, started once for the module, and the fake robot talking to it."""
+    domain = private_domain_id()
+    use_domain(domain)
+    log = tmp_path_factory.mktemp("policy") / "invdyn_policy.log"
+    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS}
+    process = start(policy_command(overrides), ros_environment(domain), log)
+    try:
+        session = RobotSession()
+    except BaseException:
+        stop(process)
+        raise
+    try:
+        started = wait_for(lambda: process.poll() is not None or controlling(session.robot), STARTUP_S)
+        assert started and process.poll() is None, f"the node did not start controlling:\n{log.read_text()}"
+        session.robot.process = process
+        yield session.robot
+    finally:
+        session.close()
+        assert stop(process) == 0, f"the node did not shut down cleanly on SIGINT:\n{log.read_text()}"
+
+
+@pytest.fixture
+def healthy(robot: FakeRobot) -> Iterator[FakeRobot]:
+    """Each test starts and ends with good input and the node controlling (alive, recovered)."""
+    assert wait_for(lambda: controlling(robot), 10.0)
+    yield robot
+    robot.corrupt, robot.order, robot.positions = None, list(range(len(JOINTS))), list(POSITIONS)
+    assert robot.process.poll() is None, "the node died"
+    assert wait_for(lambda: controlling(robot), 10.0), "the node did not recover"
+
+
+def reported(robot: FakeRobot, since: int, words: str) -> bool:
+    """A WARN or ERROR diagnostic received after the first ``since`` ones mentions ``words``."""
+    return any(status.level in (DiagnosticStatus.WARN, DiagnosticStatus.ERROR) and words in diagnostic_text(status)
+               for status in robot.diagnostics_since(since))
+
+
+def distinct(commands: np.ndarray) -> set[bytes]:
+    return {command.tobytes() for command in commands}
+
+
+def test_commands_arrive_at_the_configured_rate(healthy: FakeRobot) -> None:
+    commands = healthy.collect(2.0)
+    assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
+    assert commands.shape[1] == len(JOINTS)
+
+
+def test_each_new_plan_is_published_as_the_mean_plan_with_its_layout(healthy: FakeRobot) -> None:
+    first = len(healthy.plans)
+    commands = healthy.collect(1.0)
+    plans = healthy.plans[first:]
+    assert 0 < len(plans) <= len(commands) // TEST_PARAMETERS["replan_every"] + 2, "once per new plan"
+    [horizon, state] = plans[-1].layout.dim
+    assert (horizon.label, state.label, state.size, horizon.stride) == ("horizon", "state", 6, horizon.size * 6)
+    assert len(plans[-1].data) == horizon.size * 6 and np.all(np.isfinite(plans[-1].data))
+
+
+def test_joints_are_picked_by_name_whatever_the_message_order(healthy: FakeRobot) -> None:
+    canonical = distinct(healthy.collect(1.5))
+    healthy.order = [2, 0, 1]  # names and values listed in another order: the same state
+    shuffled = healthy.collect(1.5)
+    healthy.order = [0, 1, 2]
+    healthy.positions = [POSITIONS[i] for i in (2, 0, 1)]  # values moved to other joints: another state
+    wrong = healthy.collect(1.5)
+    assert np.mean([command.tobytes() in canonical for command in shuffled]) >= 0.5
+    assert not any(command.tobytes() in canonical for command in wrong[5:])
+
+
+def test_temperature_set_through_the_parameter_service_changes_the_commands(healthy: FakeRobot) -> None:
+    at_zero = healthy.collect(1.5)
+    assert len(distinct(at_zero)) <= 16, "temperature 0: a command per plan age, repeated exactly"
+    assert all(result.successful for result in healthy.set_remote(temperature=0.5))
+    assert healthy.get_remote("temperature") == 0.5
+    healthy.collect(0.1)
+    sampled = healthy.collect(1.5)
+    assert len(distinct(sampled)) >= 0.9 * len(sampled), "temperature 0.5: every command sampled anew"
+    assert all(result.successful for result in healthy.set_remote(temperature=0.0))
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("temperature", -1.0, "temperature"),
+    ("replan_every", 1000, "replan_every"),
+    ("num_inference_samples", 0, "num_inference_samples"),
+    ("state_timeout_s", 0.0, "state_timeout_s"),
+    ("safe_mode", "explode", "safe_mode must be one of"),
+    ("temperature", "hot", "type"),
+    ("joint_names", ["a", "b", "c"], "read-only"),
+    ("planner_model_path", "/elsewhere.pth", "read-only"),
+    ("control_rate_hz", 50.0, "read-only"),
+    ("device", "cpu", "read-only"),
+])
+def test_invalid_and_read_only_sets_are_refused_with_a_reason(healthy: FakeRobot, name, value, reason) -> None:
+    before = healthy.get_remote(name)
+    [result] = healthy.set_remote(**{name: value})
+    assert not result.successful
+    assert reason.lower() in result.reason.lower(), result.reason
+    assert healthy.get_remote(name) == before
+    assert len(healthy.collect(0.3)) > 10, "the node keeps running"
+
+
+def shifted_stamp(msg, count: int) -> Time:
+    return Time(sec=msg.header.stamp.sec - count, nanosec=msg.header.stamp.nanosec)
+
+
+def with_position(value: float):
+    def corrupt(msg, count):
+        msg.position[1] = value
+        return msg
+    return corrupt
+
+
+def with_velocity(value: float):
+    def corrupt(msg, count):
+        msg.velocity[2] = value
+        return msg
+    return corrupt
+
+
+def without_last_joint(msg, count):
+    msg.name, msg.position, msg.velocity = msg.name[:2], msg.position[:2], msg.velocity[:2]
+    return msg
+
+
+def with_short_positions(msg, count):
+    msg.position = msg.position[:2]
+    return msg
+
+
+def stamped_backwards(msg, count):
+    msg.header.stamp = shifted_stamp(msg, count)
+    return msg
+
+
+def stamped_repeatedly(msg, count):
+    msg.header.stamp = Time(sec=1_000_000_000, nanosec=0)
+    return msg
+
+
+BAD_INPUTS = {
+    # case: (corruption, words of the diagnostic, commands before the safe command, safe for as long as it lasts)
+    "nan position": (with_position(float("nan")), "non-finite", 2, True),
+    "inf velocity": (with_velocity(float("inf")), "non-finite", 2, True),
+    "missing joint": (without_last_joint, "lacks joint", 2, True),
+    "mismatched lengths": (with_short_positions, "mismatched length", 2, True),
+    "stamps going backwards": (stamped_backwards, "went backwards", 2, True),
+    "repeated stamps": (stamped_repeatedly, "repeated", 2, True),
+    "no joint states": (lambda msg, count: None, "no valid joint_states", 20, True),  # after state_timeout_s 0.1
+    "planner failure": (with_position(1e30), "planner failed", 2, True),
+    # A finite but absurd state passes the input checks; the model overflows on it for the first
+    # few ticks only (then its history is constant and its output finite again).
+    "non-finite model output": (with_position(1e20), "inverse dynamics output is not finite", 2, False),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(healthy: FakeRobot, case) -> None:
+    corruption, words, allowed, persistent = BAD_INPUTS[case]
+    seen = len(healthy.diagnostics)
+    healthy.corrupt = corruption
+    commands = healthy.collect(1.0)
+    healthy.corrupt = None
+    assert len(commands) > allowed + 20, "the node kept publishing"
+    checked = commands[allowed:] if persistent else commands[allowed:allowed + 1]
+    assert all(is_safe(command) for command in checked), f"{case}: not the safe command"
+    assert wait_for(lambda: reported(healthy, seen, words), 3.0), [diagnostic_text(s) for s in healthy.diagnostics]
+
+
+def test_a_goal_of_the_wrong_size_is_ignored_with_a_safe_command_and_a_diagnostic(healthy: FakeRobot) -> None:
+    seen = len(healthy.diagnostics)
+    healthy.publish_goal([0.1, 0.2])
+    commands = healthy.collect(1.0)
+    assert any(is_safe(command) for command in commands)
+    assert wait_for(lambda: controlling(healthy), 5.0), "it goes on with the last good goal"
+    assert wait_for(lambda: reported(healthy, seen, "goal ignored"), 3.0)
+
+
+def test_planner_overrun_yields_the_safe_command_then_recovers(healthy: FakeRobot) -> None:
+    seen = len(healthy.diagnostics)
+    assert all(result.successful for result in healthy.set_remote(num_inference_steps=100))
+    try:
+        assert wait_for(lambda: reported(healthy, seen, "beyond the horizon"), 10.0)
+        assert is_safe(healthy.commands[-1])
+    finally:
+        assert all(result.successful for result in healthy.set_remote(num_inference_steps=5))
+
+
+STARTUP_FAILURES = [
+    # (parameters over the tiny models', words of the one line)
+    ({"planner_model_path": "/nonexistent/planner_final.pth"}, "no such checkpoint file"),
+    ({"planner_model_path": "{invdyn_model_path}"}, "but 'planner' was expected"),
+    ({"safe_mode": "explode"}, "safe_mode must be one of"),
+    ({"temperature": -1.0}, "temperature"),
+]
+
+
+def test_bad_models_or_parameters_stop_the_node_at_start_with_one_line(tiny_models, tmp_path) -> None:
+    models = {name: str(path) for name, path in tiny_models.items()}
+    env = ros_environment(private_domain_id())
+    runs = []
+    for i, (overrides, words) in enumerate(STARTUP_FAILURES):  # all at once: each start imports torch
+        parameters = {**models, **{name: str(value).format(**models) for name, value in overrides.items()}}
+        runs.append((start(policy_command(parameters), env, tmp_path / f"{i}.log"), tmp_path / f"{i}.log", words))
+    for process, log, words in runs:
+        assert process.wait(STARTUP_S) != 0
+        lines = log.read_text().strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], lines

@@ -1,0 +1,176 @@
+"""Diffusion planner: shapes, samplers, warm start, config round trip, and that a short training
+run learns a conditional plan (the first planned state follows history and goal)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from fastpolicy_invdyn_ros.planner import DiffusionPlanner, PlannerConfig, shift_plan
+
+S, G, H = 6, 3, 16
+
+
+def small_config(**overrides) -> PlannerConfig:
+    values = dict(state_dim=S, goal_dim=G, horizon=H, n_obs_steps=2, down_dims=(32, 64), cond_dim=64,
+                  timestep_embed_dim=32)
+    values.update(overrides)
+    return PlannerConfig(**values)
+
+
+def condition(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 2, S, generator=g), torch.randn(batch, G, generator=g)
+
+
+def reach_batch(batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positions then velocities of 3 joints. The plan heads from the current position p toward
+    the goal g at the constant velocity v = (g - p) / 2: s_{t+k} = [p + 0.1 k v, v]. The previous
+    velocity in the history is unrelated, so the plan depends on both history (p) and goal."""
+    p = torch.randn(batch, 3, generator=generator)
+    goal = torch.randn(batch, 3, generator=generator)
+    v_prev = 0.5 * torch.randn(batch, 3, generator=generator)
+    history = torch.stack([torch.cat([p - 0.1 * v_prev, v_prev], -1), torch.cat([p, v_prev], -1)], dim=1)
+    v = (goal - p) / 2
+    k = torch.arange(1, H + 1, dtype=torch.float32)[None, :, None]
+    future = torch.cat([p[:, None] + 0.1 * k * v[:, None], v[:, None].expand(-1, H, -1)], dim=-1)
+    return history, goal, future
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[DiffusionPlanner, list[float]]:
+    torch.manual_seed(0)
+    planner = DiffusionPlanner(small_config())
+    optimizer = torch.optim.Adam(planner.parameters(), lr=2e-3)
+    data = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(300):
+        loss = planner.compute_loss(*reach_batch(128, data))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return planner, losses
+
+
+def test_cold_and_warm_start_shapes_as_steps_and_samples_change():
+    planner = DiffusionPlanner(small_config())
+    history, goal = condition(batch=2)
+    for num_samples, steps in ((1, None), (3, 2), (8, 10), (3, 1)):
+        plans = planner.sample(history, goal, num_samples=num_samples, num_inference_steps=steps)
+        assert plans.shape == (2, num_samples, H, S)
+        assert torch.isfinite(plans).all()
+        shared = planner.sample(history, goal, num_samples, steps, warm_start=shift_plan(plans[:, 0], 1))
+        per_sample = planner.sample(history, goal, num_samples, steps, warm_start=shift_plan(plans, 2))
+        assert shared.shape == per_sample.shape == (2, num_samples, H, S)
+    assert not plans.requires_grad
+
+
+def test_ddpm_sampler_runs_all_training_steps():
+    planner = DiffusionPlanner(small_config())
+    history, goal = condition(batch=1)
+    plans = planner.sample(history, goal, num_samples=4, sampler="ddpm")
+    assert plans.shape == (1, 4, H, S)
+    assert torch.isfinite(plans).all()
+    assert len(planner._schedulers["ddpm"].timesteps) == planner.config.num_train_timesteps
+
+
+def test_bad_inputs_are_refused_with_the_expected_shape():
+    planner = DiffusionPlanner(small_config())
+    history, goal = condition(batch=2)
+    with pytest.raises(ValueError, match="warm_start"):
+        planner.sample(history, goal, num_samples=3, warm_start=torch.zeros(2, 2, H, S))
+    with pytest.raises(ValueError, match="history"):
+        planner.sample(history[:, :1], goal)
+    with pytest.raises(ValueError, match="goal"):
+        planner.sample(history, None)
+    with pytest.raises(ValueError, match="sampler"):
+        planner.sample(history, goal, sampler="euler")
+
+
+def test_planner_without_goal():
+    planner = DiffusionPlanner(small_config(goal_dim=0))
+    history, _ = condition(batch=2)
+    assert planner.sample(history, num_samples=2).shape == (2, 2, H, S)
+    assert planner.compute_loss(history, None, torch.randn(2, H, S)).ndim == 0
+
+
+def test_seeded_generator_reproduces_samples():
+    planner = DiffusionPlanner(small_config())
+    history, goal = condition(batch=2)
+
+    def draw(seed: int, **kwargs) -> torch.Tensor:
+        return planner.sample(history, goal, num_samples=4, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+    assert torch.equal(draw(1), draw(1))
+    assert not torch.equal(draw(1), draw(2))
+    assert torch.equal(draw(3, sampler="ddpm", num_inference_steps=20), draw(3, sampler="ddpm", num_inference_steps=20))
+
+
+def test_shift_plan_drops_the_past_and_repeats_the_last_state():
+    plan = torch.arange(5.0)[None, :, None].expand(2, 5, 3)
+    assert shift_plan(plan, 0).equal(plan)
+    assert shift_plan(plan, 2)[0, :, 0].tolist() == [2.0, 3.0, 4.0, 4.0, 4.0]
+    assert shift_plan(plan, 9)[0, :, 0].tolist() == [4.0] * 5
+
+
+def test_config_round_trip_through_a_weights_only_checkpoint():
+    config = small_config(prediction_type="epsilon", num_inference_steps=4, warm_start_strength=0.5)
+    planner = DiffusionPlanner(config)
+    buffer = io.BytesIO()
+    torch.save({"config": config.to_dict(), "state_dict": planner.state_dict()}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    assert PlannerConfig.from_dict(loaded["config"]) == config
+    clone = DiffusionPlanner(PlannerConfig.from_dict(loaded["config"]))
+    clone.load_state_dict(loaded["state_dict"])
+    history, goal = condition(batch=1)
+    expected = planner.sample(history, goal, num_samples=2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(clone.sample(history, goal, num_samples=2, generator=torch.Generator().manual_seed(0)), expected)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(horizon=9),  # odd: two U-Net levels need an even horizon
+    dict(down_dims=(30, 64)),  # not a multiple of n_groups
+    dict(kernel_size=4),
+    dict(prediction_type="v_prediction"),
+    dict(num_inference_steps=101),
+    dict(warm_start_strength=0.0),
+    dict(goal_dim=-1),
+])
+def test_invalid_config_is_refused(bad):
+    with pytest.raises(ValueError):
+        small_config(**bad)
+
+
+def test_from_dict_refuses_unknown_fields():
+    with pytest.raises(ValueError, match="unknown"):
+        PlannerConfig.from_dict({**small_config().to_dict(), "dropout": 0.1})
+
+
+def test_training_loss_decreases(trained):
+    _, losses = trained
+    first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+    assert last < 0.2 * first, (first, last)
+
+
+def test_trained_planner_follows_history_and_goal(trained):
+    planner, _ = trained
+    history, goal, future = reach_batch(64, torch.Generator().manual_seed(123))
+    data_std = future[:, 0].std(dim=0).mean()
+    seed = torch.Generator().manual_seed(0)
+
+    cold = planner.sample(history, goal, num_samples=8, generator=seed)
+    cold_error = (cold[:, :, 0] - future[:, None, 0]).pow(2).mean().sqrt()
+    assert cold_error < 0.2 * data_std, (cold_error, data_std)
+
+    # A warm start from a plan made one step earlier (shifted by one) lands on the same states.
+    earlier = torch.cat([future[:, :1] - (future[:, 1:2] - future[:, :1]), future[:, :-1]], dim=1)
+    warm = planner.sample(history, goal, num_samples=8, warm_start=shift_plan(earlier, 1), generator=seed)
+    warm_error = (warm[:, :, 0] - future[:, None, 0]).pow(2).mean().sqrt()
+    assert warm_error < 0.2 * data_std, (warm_error, data_std)
+
+    # The goal matters: planning toward another goal moves the first velocity.
+    other = planner.sample(history, goal.flip(0), num_samples=8, generator=seed)
+    assert (other[:, :, 0] - cold[:, :, 0]).pow(2).mean().sqrt() > 0.5 * data_std

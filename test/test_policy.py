@@ -1,0 +1,111 @@
+"""The policy: plans from the planner, actions from every inverse dynamics model, closed loop."""
+import numpy as np
+import pytest
+import torch
+
+from fastpolicy_invdyn_ros.checkpoint import load_invdyn, load_planner
+from fastpolicy_invdyn_ros.paths import share_path
+from fastpolicy_invdyn_ros.policy import Policy, PolicyConfig, generate_actions_with_enhanced_invdyn
+from fastpolicy_invdyn_ros.sim import ArmSim, TaskConfig, run_episode, sample_task
+from fastpolicy_invdyn_ros.train import TrainConfig, train
+
+DEFAULT_PLANNER = share_path("models", "planner_final.pth")
+DEFAULT_INVDYN = share_path("models", "invdyn_enhanced_final.pth")
+
+
+@pytest.fixture(scope="module")
+def invdyn_variants(demos_path, tmp_path_factory):
+    """Briefly trained mlp, seq and probabilistic enhanced models (finite, not good)."""
+    output_dir = tmp_path_factory.mktemp("variants")
+    common = dict(data=[str(demos_path)], steps=30, batch_size=64, hidden_dim=32, num_layers=1, progress=False)
+    return {
+        name: load_invdyn(train(TrainConfig(output_dir=str(output_dir / name), model_type=model_type,
+                                            probabilistic=probabilistic, **common)).final_path)
+        for name, model_type, probabilistic in [("mlp", "mlp", False), ("seq", "seq", False),
+                                                ("enhanced", "enhanced", True)]
+    }
+
+
+@pytest.fixture(scope="module")
+def default_models():
+    return load_planner(DEFAULT_PLANNER), load_invdyn(DEFAULT_INVDYN)
+
+
+def reach_state(sim: ArmSim, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    q0, goal = sample_task(sim, np.random.default_rng(seed), TaskConfig().goal_margin)
+    return sim.reset(q0), goal
+
+
+@pytest.mark.parametrize("name", ["mlp", "seq", "enhanced"])
+def test_generate_actions_works_with_every_model_type(default_models, invdyn_variants, name):
+    planner, _ = default_models
+    model = invdyn_variants[name]
+    state, goal = reach_state(ArmSim())
+    units = planner.normalizer
+    current = torch.as_tensor(state, dtype=torch.float32)
+    norm_batch = {"history": units.normalize_state(current.expand(2, planner.config.n_obs_steps, -1)),
+                  "goal": units.normalize_goal_error(torch.as_tensor(goal, dtype=torch.float32), current).expand(2, -1)}
+    invdyn_history = model.normalizer.normalize_state(current.expand(2, model.config.seq_length, -1))
+    actions = generate_actions_with_enhanced_invdyn(planner, model, norm_batch, invdyn_history,
+                                                    num_inference_samples=4, temperature=0.5,
+                                                    use_probabilistic_sampling=True, num_inference_steps=3)
+    assert actions.shape == (2, 3) and torch.isfinite(actions).all()
+
+
+def test_first_planned_state_is_close_to_the_current_state(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=3)
+    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt)
+    policy.select_action(state, goal)
+    plan = policy._plan.states.numpy()
+    assert plan.shape == (8, planner.config.horizon, sim.state_dim)
+    # At rest, one control period later the arm cannot have moved more than a few mrad.
+    assert np.max(np.abs(plan[:, 0, :3] - state[:3])) < 0.01
+
+
+def test_settings_change_between_ticks_and_warm_and_cold_start_both_work(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=4)
+    policy = Policy(planner, invdyn, PolicyConfig(replan_every=1), -sim.torque_limit, sim.torque_limit, sim.dt)
+    settings = [PolicyConfig(replan_every=1, warm_start=False), PolicyConfig(replan_every=1, warm_start=True),
+                PolicyConfig(replan_every=2, num_inference_samples=2, num_inference_steps=10),
+                PolicyConfig(replan_every=1, num_inference_samples=5, num_inference_steps=2),
+                PolicyConfig(replan_every=3, sampler="ddpm", num_inference_samples=1)]
+    for config in settings:
+        policy.configure(config)
+        for _ in range(3):
+            action = policy.select_action(state, goal)
+            assert policy.status.ok, policy.status.reason
+            assert np.all(np.isfinite(action)) and np.all(np.abs(action) <= sim.torque_limit)
+            state = sim.step(action)
+        assert policy._plan.states.shape[0] == config.num_inference_samples
+
+
+def test_invalid_input_gives_the_safe_command(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=5)
+    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt)
+    held = policy.select_action(state, goal)
+    assert np.array_equal(policy.select_action(np.full(6, np.nan), goal), held)
+    assert policy.status.reason == "invalid state"
+    assert np.array_equal(policy.select_action(state[:4], goal), held)
+    policy.configure(PolicyConfig(safe_mode="zero"))
+    ramped = policy.select_action(state, np.array([np.inf, 0.0, 0.0]))
+    assert policy.status.reason == "invalid goal"
+    assert np.all(np.abs(ramped) <= np.abs(held))
+
+
+def test_short_closed_loop_run_with_the_committed_models_reaches_its_goals(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt)
+    rng = np.random.default_rng(2024)
+    reached = []
+    for _ in range(4):
+        q0, goal = sample_task(sim, rng, TaskConfig().goal_margin)
+        policy.reset()
+        reached.append(run_episode(sim, policy.select_action, goal, q0, max_steps=400).reached)
+    assert sum(reached) >= 3, reached
