@@ -36,6 +36,7 @@ setup(
             f"demo = {PACKAGE}.demo:main",
             f"ros_bench = {PACKAGE}.ros_bench:main",
             f"bag_export = {PACKAGE}.bag_export:main",
+            f"record = {PACKAGE}.record:main",
         ],
     },
 )

@@ -252,10 +252,10 @@ class DiffusionPlanner(nn.Module):
             clip_sample=False,  # normalized states legitimately exceed [-1, 1]
         )
         self.train_scheduler = DDPMScheduler(**scheduler_kwargs)
-        # 'trailing' makes a few-step schedule start at t = T - 1 (pure noise), not at T - T/N.
+        # 'trailing' makes an N-step schedule start at t = T - 1 (pure noise), not at T - T/N.
         self._schedulers = {
-            "ddim": DDIMScheduler(**scheduler_kwargs, timestep_spacing="trailing", set_alpha_to_one=True),
-            "ddpm": DDPMScheduler(**scheduler_kwargs),
+            "ddim": DDIMScheduler(**scheduler_kwargs, timestep_spacing="trailing"),
+            "ddpm": DDPMScheduler(**scheduler_kwargs, timestep_spacing="trailing"),
         }
 
     def _check_condition(self, history: Tensor, goal: Tensor | None) -> None:

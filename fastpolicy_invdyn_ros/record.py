@@ -7,7 +7,8 @@ Three processes in a private ROS domain, as on a robot where an operator drives 
 
 * ``arm_sim`` (its console script with the package's YAML): the MuJoCo arm, ``/joint_states``
   after every 2 ms physics step, stamped with the system clock; it applies the commands.
-* the expert (``record expert --ros-args -p name:=value ...``, a child process): a node that keeps
+* the expert (``python -m fastpolicy_invdyn_ros.record expert --ros-args -p name:=value ...``, the
+  same as ``record expert ...``; a child process started with this Python): a node that keeps
   the newest ``/joint_states`` and, from a 100 Hz timer, sends the scripted expert's torque for it
   on ``/forward_command_controller/commands``. It goes through a seeded sequence of random
   reachable goals (a fraction of them near where the arm rests, as ``collect`` samples them),
@@ -27,6 +28,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +52,7 @@ from .bags import (
     BagReadConfig,
     read_bag_episodes,
 )
-from .closed_loop import private_domain_id, ros_environment, sim_command, start, stop, use_domain, wait_for
+from .closed_loop import private_domain_id, ros_environment, sim_command, start, stop, use_domain
 from .sim.arm import ArmConfig, ArmSim
 from .sim.expert import ExpertConfig, ScriptedExpert
 from .sim.task import TaskConfig, goal_reached
@@ -95,8 +97,8 @@ class RecordOptions:
             raise ValueError(f"domain_id must be in 0-232, got {self.domain_id}")
         if not 0.0 <= self.nearby_fraction <= 1.0:
             raise ValueError(f"nearby_fraction must be in [0, 1], got {self.nearby_fraction}")
-        if not self.goal_topic.startswith("/"):
-            raise ValueError(f"goal_topic must be an absolute topic name, got {self.goal_topic!r}")
+        if not self.goal_topic.startswith("/") or self.goal_topic in (DEFAULT_STATE_TOPIC, DEFAULT_ACTION_TOPIC):
+            raise ValueError(f"goal_topic must be an absolute topic name of its own, got {self.goal_topic!r}")
 
 
 def session_plan(sim: ArmSim, seed: int, num_goals: int, nearby_fraction: float, nearby_offset: float,
@@ -158,6 +160,7 @@ def expert_main(args: list[str] | None = None) -> int:
 def _make_expert_node():
     """The ``ExpertNode`` (defined here so that the recorder's own imports stay light)."""
     from rclpy.node import Node
+    from rclpy.serialization import deserialize_message
     from rclpy.task import Future
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
@@ -203,7 +206,10 @@ def _make_expert_node():
 
             self._command_pub = self.create_publisher(Float64MultiArray, command_topic, 10)
             self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
-            self.create_subscription(JointState, state_topic, self._on_state, 10)
+            # Raw: a state costs only its bytes here; the newest is deserialized when a command is due.
+            self._state_bytes: bytes | None = None
+            self.create_subscription(JointState, state_topic, self._on_state_bytes, 10, raw=True)
+            self._state_type = JointState
             self._timer = self.create_timer(1.0 / rate_hz, self._tick)
             self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
             self._message = Float64MultiArray
@@ -211,7 +217,15 @@ def _make_expert_node():
         def _declare(self, name: str, default: object, description: str) -> object:
             return self.declare_parameter(name, default, describe(description, read_only=True)).value
 
-        def _on_state(self, msg) -> None:
+        def _on_state_bytes(self, data: bytes) -> None:
+            self._state_bytes = data
+
+        def _update_state(self) -> None:
+            """``self.state`` from the newest joint state message ([q, qd] in the arm's joint order)."""
+            data, self._state_bytes = self._state_bytes, None
+            if data is None:
+                return
+            msg = deserialize_message(data, self._state_type)
             names = tuple(msg.name)
             if names not in self._index:
                 where = {name: i for i, name in enumerate(names)}
@@ -233,6 +247,7 @@ def _make_expert_node():
             if self.done.done():
                 return
             now_ns = self.get_clock().now().nanoseconds
+            self._update_state()
             if self.goal_index < 0:
                 if not self._ready():
                     return
@@ -277,7 +292,7 @@ def _make_expert_node():
 
 
 def _control_dt(rate_hz: float) -> float:
-    """The expert's control period, rounded to whole MuJoCo steps (its noise correlation uses it)."""
+    """The expert's control period rounded to whole MuJoCo steps (``ArmSim`` needs that; the noise uses it)."""
     timestep = ArmSim().model.opt.timestep
     return max(1, round(1.0 / rate_hz / timestep)) * timestep
 
@@ -310,7 +325,10 @@ class RecordResult:
 
 
 def _make_recorder(writer, topics: dict[str, str]):
-    """A node writing every message of ``topics`` (topic -> message type) to ``writer``, serialized, as received."""
+    """A node writing every message of ``topics`` (topic -> message type) to ``writer``, serialized, as received.
+
+    Spun in the thread that opened ``writer`` (sqlite3 connections stay in their thread).
+    """
     from rclpy.node import Node
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import JointState
@@ -320,39 +338,23 @@ def _make_recorder(writer, topics: dict[str, str]):
 
     class BagRecorder(Node):
         def __init__(self) -> None:
-            super().__init__("demo_recorder")
-            self.lock = threading.Lock()
+            super().__init__("bag_recorder")
             self.counts = {topic: TopicCount() for topic in topics}
-            self.receive_fallbacks = 0
-            self.recording = True
             for topic, msgtype in topics.items():
                 connection = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
                 self.create_subscription(classes[msgtype], topic,
-                                         functools.partial(self._on_message, topic, connection),
+                                         functools.partial(self._on_message, self.counts[topic], connection),
                                          QoSProfile(depth=RECORDER_QUEUE_DEPTH), raw=True)
 
-        def _on_message(self, topic: str, connection, data: bytes, info) -> None:
-            # The middleware's receive time (system clock, like the arm's header stamps); the
-            # callback's own clock reading only if the middleware gives none.
-            received_ns = info["received_timestamp"] if info["received_timestamp"] > 0 else time.time_ns()
-            with self.lock:
-                if not self.recording:
-                    return
-                if info["received_timestamp"] <= 0:
-                    self.receive_fallbacks += 1
-                writer.write(connection, received_ns, data)
-                count = self.counts[topic]
-                count.messages += 1
-                count.first_ns = count.first_ns or received_ns
-                count.last_ns = received_ns
-
-        def stop_recording(self) -> None:
-            with self.lock:
-                self.recording = False
-
-        def received(self, topic: str) -> int:
-            with self.lock:
-                return self.counts[topic].messages
+        @staticmethod
+        def _on_message(count: TopicCount, connection, data: bytes, info) -> None:
+            # The middleware's receive time (system clock, like the arm's header stamps); this
+            # process's clock only if the middleware gives none.
+            received_ns = info["received_timestamp"] or time.time_ns()
+            writer.write(connection, received_ns, data)
+            count.messages += 1
+            count.first_ns = count.first_ns or received_ns
+            count.last_ns = received_ns
 
     return BagRecorder()
 
@@ -386,7 +388,11 @@ def expert_command(options: RecordOptions, report_path: Path) -> list[str]:
 
 
 def record(options: RecordOptions) -> RecordResult:
-    """Record a bag as the module docstring describes; raises RuntimeError (nothing written) on failure."""
+    """Record a bag as the module docstring describes.
+
+    Raises RuntimeError (a node failed or never started) or FileExistsError, leaving nothing at
+    ``options.output``; the node logs of a failed run are kept and their directory named.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -396,92 +402,166 @@ def record(options: RecordOptions) -> RecordResult:
     if output.exists():
         raise FileExistsError(f"{output} exists already; not overwriting it")
     started = time.perf_counter()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    log_dir = Path(options.log_dir) if options.log_dir else staging / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    bag = staging / output.name  # the storage file inside is named after this directory
-    expert_report = log_dir / "expert_report.json"
-
-    sim = ArmSim()
-    start_q, goals = session_plan(sim, options.seed, options.goals, options.nearby_fraction, options.nearby_offset)
+    start_q, _ = session_plan(ArmSim(), options.seed, options.goals, options.nearby_fraction, options.nearby_offset)
+    # First: a missing console script fails before anything is created.
+    sim_line = sim_command({"start_positions": [float(q) for q in start_q], "seed": options.seed})
     domain = private_domain_id() if options.domain_id is None else options.domain_id
     use_domain(domain)
     env = ros_environment(domain)
     topics = {DEFAULT_STATE_TOPIC: STATE_TYPE, DEFAULT_ACTION_TOPIC: ARRAY_TYPE, options.goal_topic: ARRAY_TYPE}
-    sim_line = sim_command({"start_positions": [float(q) for q in start_q], "seed": options.seed})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(options.log_dir or tempfile.mkdtemp(prefix="record_logs."))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    expert_report = log_dir / "expert_report.json"
+    expert_report.unlink(missing_ok=True)
+    expert_line = expert_command(options, expert_report)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    bag = staging / output.name  # the storage file inside is named after this directory
     processes: dict[str, subprocess.Popen] = {}
-    moved = False
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: KeyboardInterrupt here
+    succeeded = False
+    # SIGINT and SIGTERM raise KeyboardInterrupt here (not rclpy's handlers): the finally below stops
+    # the nodes and removes the unfinished bag.
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+    handlers = _interrupt_on_signals()
     try:
         writer = Writer(bag, version=Writer.VERSION_LATEST, storage_plugin=STORAGE_FORMATS[options.format])
         writer.open()
-        recorder = _make_recorder(writer, topics)
-        executor = SingleThreadedExecutor()
-        executor.add_node(recorder)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
         try:
-            print(f"record: ROS domain {domain}; arm_sim, the expert ({options.goals} goals x "
+            recorder = _make_recorder(writer, topics)
+            executor = SingleThreadedExecutor()
+            executor.add_node(recorder)
+            session = _Session(executor, processes, log_dir)
+            print(f"record: ROS domain {domain}: arm_sim, the scripted expert ({options.goals} goals x "
                   f"{options.seconds_per_goal:g} s) and the recorder ...", flush=True)
             processes["arm_sim"] = start(sim_line, env, log_dir / "arm_sim.log")
-            _wait(lambda: recorder.received(DEFAULT_STATE_TOPIC) > 0, STARTUP_ALLOWANCE_S, processes, log_dir,
-                  "no joint states from arm_sim reached the recorder")
-            processes["expert"] = start(expert_command(options, expert_report), env, log_dir / "expert.log")
-            _wait(lambda: recorder.received(DEFAULT_ACTION_TOPIC) > 0, STARTUP_ALLOWANCE_S, processes, log_dir,
-                  "no commands from the expert reached the recorder")
-            expert = processes["expert"]
-            duration = options.goals * options.seconds_per_goal
-            if not wait_for(lambda: expert.poll() is not None or processes["arm_sim"].poll() is not None,
-                            1.5 * duration + 30.0, poll_s=0.1):
-                raise RuntimeError(f"the expert did not finish in {1.5 * duration + 30.0:.0f} s; "
-                                   f"{_log_tail(log_dir / 'expert.log')}")
-            _check(processes, log_dir)
-            time.sleep(SETTLE_S)
-            _check(processes, log_dir)
-        finally:
-            recorder.stop_recording()
+            session.spin_until(lambda: recorder.counts[DEFAULT_STATE_TOPIC].messages > 0, STARTUP_ALLOWANCE_S,
+                               "no joint states from arm_sim reached the recorder")
+            processes["expert"] = start(expert_line, env, log_dir / "expert.log")
+            session.spin_until(lambda: recorder.counts[DEFAULT_ACTION_TOPIC].messages > 0, STARTUP_ALLOWANCE_S,
+                               "no commands from the expert reached the recorder")
+            expert, limit_s = processes["expert"], 1.5 * options.goals * options.seconds_per_goal + 30.0
+            session.spin_until(lambda: expert.poll() is not None, limit_s, "the expert did not finish",
+                               expect_exit="expert")
+            session.spin_for(SETTLE_S)  # the last messages in flight
             executor.shutdown()
-            spinner.join()
             recorder.destroy_node()
+        finally:
             writer.close()
-        counts = {topic: TopicCount(**vars(count)) for topic, count in recorder.counts.items()}
-        for topic, count in counts.items():
-            if count.messages == 0:
-                raise RuntimeError(f"nothing was received on {topic}")
-        for file in bag.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
         report = json.loads(expert_report.read_text()) if expert_report.exists() else {}
         if not report.get("completed"):
             raise RuntimeError(f"the expert did not complete its goals: {_log_tail(log_dir / 'expert.log')}")
+        counts = recorder.counts
+        silent = [topic for topic, count in counts.items() if count.messages == 0]
+        if silent:
+            raise RuntimeError(f"nothing was received on {', '.join(silent)}")
+        for file in bag.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if output.exists():
+            raise FileExistsError(f"{output} appeared during the recording; not overwriting it")
         os.rename(bag, output)
-        moved = True
-        if options.log_dir == "":
-            pass  # the logs go with the staging directory
+        succeeded = True
         return RecordResult(output, counts, report, time.perf_counter() - started)
     finally:
         for process in processes.values():
             stop(process)
         rclpy.try_shutdown()
-        if not moved and not options.log_dir:
-            print(f"record: node logs kept in {log_dir}" if log_dir.exists() else "", file=sys.stderr)
-        shutil.rmtree(staging if moved or options.log_dir else bag, ignore_errors=True)
-        del goals
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        shutil.rmtree(staging, ignore_errors=True)
+        if not options.log_dir:
+            if succeeded:
+                shutil.rmtree(log_dir, ignore_errors=True)
+            else:
+                print(f"record: the node logs are in {log_dir}", file=sys.stderr)
 
 
-def _wait(condition, timeout_s: float, processes: dict[str, subprocess.Popen], log_dir: Path, message: str) -> None:
-    """Wait for ``condition`` while every process keeps running; RuntimeError otherwise."""
-    alive = lambda: all(process.poll() is None for process in processes.values())  # noqa: E731
-    if not wait_for(lambda: condition() or not alive(), timeout_s, poll_s=0.05) or not alive():
-        _check(processes, log_dir)
-        raise RuntimeError(f"{message} within {timeout_s:.0f} s; "
-                           + "; ".join(f"{name}: {_log_tail(log_dir / f'{name}.log')}" for name in processes))
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
-def _check(processes: dict[str, subprocess.Popen], log_dir: Path) -> None:
-    """RuntimeError with the end of its log if a process exited with an error (or arm_sim at all)."""
-    for name, process in processes.items():
-        code = process.poll()
-        if code not in (None, 0) or (name == "arm_sim" and code is not None):
-            raise RuntimeError(f"{name} exited with code {code}: {_log_tail(log_dir / f'{name}.log')}")
+def _interrupt_on_signals() -> dict:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (in the main thread); returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+class _Session:
+    """Spins the recorder in this thread while watching the node processes."""
+
+    def __init__(self, executor, processes: dict[str, subprocess.Popen], log_dir: Path) -> None:
+        self.executor, self.processes, self.log_dir = executor, processes, log_dir
+
+    def check(self, expect_exit: str = "") -> None:
+        """RuntimeError with the end of its log if a process has exited (``expect_exit`` may, with code 0)."""
+        for name, process in self.processes.items():
+            code = process.poll()
+            if code is not None and (name != expect_exit or code != 0):
+                raise RuntimeError(f"{name} exited with code {code}: {_log_tail(self.log_dir / f'{name}.log')}")
+
+    def spin_until(self, condition, timeout_s: float, message: str, expect_exit: str = "") -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            self.check(expect_exit)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{message} within {timeout_s:.0f} s; " + "; ".join(
+                    f"{name}: {_log_tail(self.log_dir / f'{name}.log')}" for name in self.processes))
+            self.executor.spin_once(timeout_sec=0.05)
+        self.check(expect_exit)
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.02)
+
+
+def describe_recording(result: RecordResult, options: RecordOptions) -> str:
+    """What was recorded: messages and rates per topic, how the expert did, the size of the bag."""
+    size = sum(file.stat().st_size for file in result.path.iterdir())
+    lines = [f"recorded {result.path} ({options.format}, {size / 1e6:.1f} MB) in {result.seconds:.0f} s:"]
+    for topic, count in result.counts.items():
+        span = (count.last_ns - count.first_ns) * 1e-9
+        lines.append(f"  {topic}: {count.messages} messages over {span:.1f} s ({count.rate_hz():.1f} Hz)")
+    outcomes = result.expert_report.get("goals", [])
+    if outcomes:
+        errors = [outcome["final_error"] for outcome in outcomes]
+        reached = sum(outcome["reached"] for outcome in outcomes)
+        lines.append(f"  expert: {result.expert_report.get('commands', 0)} commands; at the end of their "
+                     f"{options.seconds_per_goal:g} s {reached}/{len(outcomes)} goals reached (within "
+                     f"{TaskConfig.position_tolerance} rad, slower than {TaskConfig.velocity_tolerance} rad/s), "
+                     f"final error median {np.median(errors):.4f} rad, max {np.max(errors):.4f} rad")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["expert"]:  # the expert node, as ``record`` starts it
+        return expert_main(argv[1:])
+    parser = cli.build_parser(RecordOptions, __doc__)
+    try:
+        options = RecordOptions(**vars(parser.parse_args(argv)))
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        result = record(options)
+    except (RuntimeError, FileExistsError, OSError) as error:
+        print(f"record: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("record: interrupted; nothing written", file=sys.stderr)
+        return 130
+    print(describe_recording(result, options))
+    try:
+        _, report = read_bag_episodes([result.path], BagReadConfig(goal_topic=options.goal_topic))
+    except BagError as error:
+        print(f"record: warning: the trainer cannot use this bag: {error}", file=sys.stderr)
+        return 1
+    print("as the trainer reads it:")
+    print(report)
+    print(f"train from it: trainer --bag {result.path} --goal_topic {options.goal_topic} --model_type enhanced")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = "fastpolicy_invdyn_ros"
 SOURCE = Path(__file__).resolve().parents[1]
-EXECUTABLES = {"trainer", "collect", "compare", "evaluate", "bench", "invdyn_policy", "arm_sim", "demo",
+EXECUTABLES = {"trainer", "collect", "compare", "evaluate", "bench", "invdyn_policy", "arm_sim", "demo", "record",
                "ros_bench", "bag_export"}
 
 

@@ -101,11 +101,12 @@ def test_invalid_input_gives_the_safe_command(default_models):
 def test_short_closed_loop_run_with_the_committed_models_reaches_its_goals(default_models):
     planner, invdyn = default_models
     sim = ArmSim()
-    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt)
+    # Seeded plans: the same run every time, so a model change that breaks reaching shows as a failure.
+    policy = Policy(planner, invdyn, PolicyConfig(plan_seed=0), -sim.torque_limit, sim.torque_limit, sim.dt)
     rng = np.random.default_rng(2024)
     reached = []
-    for _ in range(4):
+    for _ in range(6):
         q0, goal = sample_task(sim, rng, TaskConfig().goal_margin)
         policy.reset()
         reached.append(run_episode(sim, policy.select_action, goal, q0, max_steps=400).reached)
-    assert sum(reached) >= 3, reached
+    assert sum(reached) >= 5, reached

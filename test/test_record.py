@@ -1,0 +1,120 @@
+"""``record`` over real DDS: arm_sim driven by the scripted expert, the recorder writing a rosbag2, each in
+its own process in a private ROS domain; the bag is sane and trains an inverse dynamics model as well as
+the same episodes exported to NPZ do."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastpolicy_invdyn_ros import bag_export
+from fastpolicy_invdyn_ros.bags import (
+    DEFAULT_ACTION_TOPIC,
+    DEFAULT_GOAL_TOPIC,
+    DEFAULT_STATE_TOPIC,
+    BagReadConfig,
+    read_bag_episodes,
+)
+from fastpolicy_invdyn_ros.data import load_episodes, split_episodes
+from fastpolicy_invdyn_ros.record import session_plan
+from fastpolicy_invdyn_ros.sim import ArmSim
+
+GOALS, SECONDS_PER_GOAL, SEED = 8, 3.0, 3
+COMMANDS = round(GOALS * SECONDS_PER_GOAL * 100)  # 100 Hz
+WITH_GOALS = BagReadConfig(goal_topic=DEFAULT_GOAL_TOPIC)
+TRAIN = dict(model_type="enhanced", hidden_dim=128, num_layers=2, steps=400, batch_size=256, seed=0,
+             progress=False, eval_every=400, checkpoint_every=400)
+
+
+def run_record(*args: str, timeout_s: float = 240.0) -> subprocess.CompletedProcess:
+    """``record`` in its own process (it starts arm_sim and the expert as processes of their own)."""
+    return subprocess.run([sys.executable, "-m", "fastpolicy_invdyn_ros.record", *args],
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """8 goals x 3 s recorded from the simulated arm (a 24 s MCAP bag); the bag and what record printed."""
+    bag = tmp_path_factory.mktemp("record") / "demos_bag"
+    result = run_record("--output", str(bag), "--goals", str(GOALS), "--seconds_per_goal", str(SECONDS_PER_GOAL),
+                        "--seed", str(SEED))
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return bag, result.stdout
+
+
+def test_the_recorded_bag_is_sane(recording: tuple[Path, str]) -> None:
+    bag, printed = recording
+    assert sorted(file.name for file in bag.iterdir()) == ["demos_bag.mcap", "metadata.yaml"]
+    assert [path.name for path in bag.parent.iterdir()] == ["demos_bag"], "no staging directory is left behind"
+    for topic in (DEFAULT_STATE_TOPIC, DEFAULT_ACTION_TOPIC, DEFAULT_GOAL_TOPIC):
+        assert topic in printed
+    assert "goals reached" in printed and "as the trainer reads it" in printed
+
+    episodes, report = read_bag_episodes([bag], WITH_GOALS)
+    print(report)
+    states = report.messages[DEFAULT_STATE_TOPIC]
+    commands = report.messages[DEFAULT_ACTION_TOPIC]
+    assert commands == pytest.approx(COMMANDS, abs=5), "100 Hz for 8 x 3 s"
+    assert states >= 0.7 * 500 * GOALS * SECONDS_PER_GOAL, "joint states every 2 ms physics step (500 Hz)"
+    assert episodes.joint_names == ArmSim().joint_names
+    assert episodes.dt == pytest.approx(0.01, abs=2e-4)
+    # Episodes split at goal changes: one goal per episode, the expert's seeded goals in order.
+    assert report.splits["goal change"] == GOALS - 1
+    planned = np.array(session_plan(ArmSim(), SEED, GOALS, 0.3, 0.25)[1])
+    starts = episodes.episode_starts
+    assert all(np.all(episodes.goals[start:end] == episodes.goals[start])
+               for start, end in zip(starts, episodes.episode_ends))
+    goal_of_episode = [int(np.argmin(np.abs(planned - episodes.goals[start]).max(axis=1))) for start in starts]
+    assert np.allclose(episodes.goals[starts], planned[goal_of_episode], atol=1e-6)
+    assert sorted(set(goal_of_episode)) == list(range(GOALS)) and goal_of_episode == sorted(goal_of_episode)
+    # Few drops: nearly every command becomes a row. (On a busy machine late timer ticks of the arm or the
+    # expert break the 10 ms rhythm; the reader splits the episode there and drops a command left alone.)
+    dropped = sum(count for reason, count in report.dropped.items() if reason.startswith("commands"))
+    assert dropped <= 0.15 * commands and report.commands_used >= 0.8 * commands, report
+    # Rows are one control period apart: positions advance by dt times the mean velocity.
+    num_joints = len(episodes.joint_names)
+    rows = np.setdiff1d(np.arange(len(episodes.states)), episodes.episode_ends - 1)
+    q, qd = episodes.states[:, :num_joints], episodes.states[:, num_joints:]
+    predicted = q[rows] + 0.5 * episodes.dt * (qd[rows] + qd[rows + 1])
+    moved = np.abs(q[rows + 1] - q[rows])
+    assert np.median(np.abs(q[rows + 1] - predicted)) < 0.1 * np.median(moved[moved > 1e-4])
+
+
+def test_bag_trains_as_well_as_its_npz_export(recording: tuple[Path, str], tmp_path: Path) -> None:
+    from fastpolicy_invdyn_ros.train import TrainConfig, train
+
+    bag, _ = recording
+    npz = tmp_path / "demos.npz"
+    bag_export.main(["--bag", str(bag), "--output", str(npz), "--goal_topic", DEFAULT_GOAL_TOPIC])
+    from_bag = train(TrainConfig(bag=[str(bag)], goal_topic=DEFAULT_GOAL_TOPIC, output_dir=str(tmp_path / "bag"),
+                                 **TRAIN))
+    from_npz = train(TrainConfig(data=[str(npz)], output_dir=str(tmp_path / "npz"), **TRAIN))
+    # Predicting the training mean scores about 1 on held-out actions in normalized units.
+    episodes = load_episodes(npz)
+    train_part, val_part = split_episodes(episodes, TrainConfig.val_fraction, TRAIN["seed"])
+    mean, std = train_part.actions.mean(axis=0), train_part.actions.std(axis=0)
+    baseline = float(np.mean(((val_part.actions - mean) / std) ** 2))
+    print(f"held-out action MSE: bag {from_bag.val_metric:.4f}, NPZ {from_npz.val_metric:.4f}, "
+          f"predicting the mean {baseline:.4f}")
+    assert from_bag.val_metric == pytest.approx(from_npz.val_metric, rel=0.1)
+    assert from_bag.val_metric < 0.5
+    assert from_bag.val_metric < 0.5 * baseline
+
+
+def test_sqlite3_and_existing_output(tmp_path: Path) -> None:
+    bag = tmp_path / "short_bag"
+    result = run_record("--output", str(bag), "--goals", "2", "--seconds_per_goal", "1.5", "--seed", "1",
+                        "--format", "sqlite3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(file.name for file in bag.iterdir()) == ["metadata.yaml", "short_bag.db3"]
+    episodes, report = read_bag_episodes([bag], WITH_GOALS)
+    assert report.splits["goal change"] == 1 and report.commands_used >= 250, report
+    before = {file.name: file.stat().st_mtime_ns for file in bag.iterdir()}
+    again = run_record("--output", str(bag), "--goals", "1", timeout_s=60.0)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    assert {file.name: file.stat().st_mtime_ns for file in bag.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir()] == ["short_bag"]
