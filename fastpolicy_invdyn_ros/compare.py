@@ -72,7 +72,8 @@ def predict_episode(model: InvDynamic, episode: Episodes, temperature: float) ->
 
 
 def inference_latency(model: InvDynamic, batch_size: int, iterations: int) -> dict[str, float]:
-    """p50/p99 of one forward pass at ``batch_size`` on the model's device."""
+    """p50/p99 of one forward pass at ``batch_size`` on the model's device, with one intra-op thread
+    as the node runs it (more threads only add synchronization at these sizes)."""
     device = model.normalizer.state_mean.device
     history = torch.randn(batch_size, model.config.seq_length, model.config.state_dim, device=device)
     next_state = torch.randn(batch_size, model.config.state_dim, device=device)
@@ -83,7 +84,12 @@ def inference_latency(model: InvDynamic, batch_size: int, iterations: int) -> di
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    return percentiles_ms(measure_latency(call, iterations))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return percentiles_ms(measure_latency(call, iterations))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def evaluate_variant(name: str, model: InvDynamic, held_out: Episodes, temperature: float,
