@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -37,7 +35,7 @@ from .invdyn import InvDynamic
 from .paths import share_path
 from .planner import DiffusionPlanner
 from .policy import SAFE_MODES, Plan, Policy, PolicyConfig
-from .ros_common import MultiThreadedExecutor, describe, init, one_line
+from .ros_common import MultiThreadedExecutor, describe, init, run_node
 from .smoothing import SmootherConfig
 from .tick_stats import TickStats
 
@@ -376,28 +374,9 @@ def main(args: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # the tick and the planner each get one core; more threads only contend
     sys.setswitchinterval(0.0005)  # the longest the tick waits for the GIL while the planner thread runs Python
     init(args)
-    try:
-        node = InvDynPolicyNode()
-    except (StartupError, ParameterException) as error:
-        get_logger(NODE_NAME).fatal(one_line(error))
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:
-        rclpy.try_shutdown()
-        return 0
-    executor = MultiThreadedExecutor(num_threads=5)  # one per callback group (4 + parameter services)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    # One executor thread per callback group (4) plus the parameter services.
+    return run_node(NODE_NAME, InvDynPolicyNode, (StartupError, ParameterException),
+                    lambda: MultiThreadedExecutor(num_threads=5), InvDynPolicyNode.close)
 
 if __name__ == "__main__":
     sys.exit(main())

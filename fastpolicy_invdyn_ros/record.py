@@ -130,31 +130,13 @@ def session_plan(sim: ArmSim, seed: int, num_goals: int, nearby_fraction: float,
 
 def expert_main(args: list[str] | None = None) -> int:
     """Run the scripted expert node until its last goal is over (or SIGINT)."""
-    import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.logging import get_logger
 
-    from .ros_common import init, one_line
+    from .ros_common import init, run_node
 
     init(args)
-    try:
-        node = _make_expert_node()
-    except ValueError as error:
-        get_logger(EXPERT_NODE_NAME).fatal(one_line(error))
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin_until_future_complete(node.done)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.write_report()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(EXPERT_NODE_NAME, _make_expert_node, (ValueError,), SingleThreadedExecutor,
+                    lambda node: node.write_report(), until=lambda node: node.done)
 
 
 def _make_expert_node():

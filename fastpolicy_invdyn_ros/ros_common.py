@@ -8,8 +8,12 @@ from collections.abc import Callable
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException
+from rclpy.executors import (ConditionReachedException, Executor, ExternalShutdownException, ShutdownException,
+                             TimeoutException)
+from rclpy.logging import get_logger
+from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 
 
 def describe(description: str, read_only: bool = False, floats: tuple[float, float] | None = None,
@@ -72,3 +76,35 @@ class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
             if future.done():
                 self._futures.remove(future)
                 future.result()  # raise any exceptions
+
+
+def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[type[Exception], ...],
+             executor: Callable[[], Executor], on_exit: Callable[[Node], None],
+             until: Callable[[Node], Future] | None = None) -> int:
+    """Build a node, spin it until ``until(node)`` completes (or forever) or SIGINT/SIGTERM, then
+    ``on_exit(node)`` and an orderly shutdown. Call after ``init``. Returns the process exit code:
+    1, after one fatal log line and no traceback, when building the node raises a startup error."""
+    try:
+        node = make_node()
+    except startup_errors as error:
+        get_logger(name).fatal(one_line(error))
+        rclpy.try_shutdown()
+        return 1
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
+    spinner = executor()
+    spinner.add_node(node)
+    try:
+        if until is None:
+            spinner.spin()
+        else:
+            spinner.spin_until_future_complete(until(node))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        on_exit(node)
+        spinner.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

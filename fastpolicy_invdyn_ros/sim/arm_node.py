@@ -14,17 +14,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ..ros_common import describe, init, one_line
+from ..ros_common import describe, init, run_node
 from .arm import ArmConfig, ArmSim
 from .goals import GoalSequence
 from .task import TaskConfig
@@ -159,25 +157,9 @@ class ArmSimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     init(args)
-    try:
-        node = ArmSimNode()
-    except (ValueError, ParameterException) as error:  # a bad parameter: one line, no traceback
-        get_logger(NODE_NAME).fatal(one_line(error))
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin_until_future_complete(node.done)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.write_outputs()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    # A bad parameter raises ValueError or ParameterException: one line, no traceback.
+    return run_node(NODE_NAME, ArmSimNode, (ValueError, ParameterException), SingleThreadedExecutor,
+                    ArmSimNode.write_outputs, until=lambda node: node.done)
 
 if __name__ == "__main__":
     sys.exit(main())
