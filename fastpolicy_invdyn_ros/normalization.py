@@ -1,4 +1,4 @@
-"""Per-dimension standardization of states, actions and goals, fitted on the training split."""
+"""Per-dimension standardization of states and actions, and the planner's relative coordinates."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -101,11 +101,3 @@ class Normalizer:
             raise ValueError(f"normalizer is missing {sorted(missing)}")
         known = [name for name in _FIELDS + _PLAN_FIELDS if name in state]
         return cls(**{name: torch.as_tensor(state[name], dtype=torch.float32) for name in known})
-
-    @property
-    def state_dim(self) -> int:
-        return self.state_mean.numel()
-
-    @property
-    def action_dim(self) -> int:
-        return self.action_mean.numel()
