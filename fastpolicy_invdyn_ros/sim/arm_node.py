@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from .task import TaskConfig
 NODE_NAME = "arm_sim"
 GOAL_REPUBLISH_PERIOD_S = 0.5
 """The current goal is sent again this often, so a policy that starts late still gets it."""
+MAX_CATCH_UP_STEPS = 10
+"""Physics steps one late timer tick may run (20 ms at 500 Hz); beyond that the simulation falls behind."""
 
 
 class StepLog:
@@ -100,6 +103,8 @@ class ArmSimNode(Node):
         self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
         self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
         self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
+        self.real_time_factor = speed
+        self._started_wall = 0.0
         self.create_timer(physics_dt / speed, self._step)
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
         self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
@@ -118,13 +123,21 @@ class ArmSimNode(Node):
 
     def _step(self) -> None:
         if self.commanded or not self.wait_for_command:
+            now = time.monotonic()
             if not self.running:  # physics starts now, and so does the first goal
                 self.running = True
+                self._started_wall = now
                 self._publish_goal()
-            state = self.sim.step(self.command)
-            if self.goals.update(state, self.sim.time):
-                self._goal_finished()
-            self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
+            # Catch up after a late timer (a busy machine), so simulated time keeps pace with the
+            # stamps: a state stamped 10 ms after another is then 10 ms of physics later.
+            target = (now - self._started_wall) * self.real_time_factor
+            for _ in range(MAX_CATCH_UP_STEPS):
+                state = self.sim.step(self.command)
+                if self.goals.update(state, self.sim.time):
+                    self._goal_finished()
+                self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
+                if self.sim.time >= target - 0.5 * self.sim.dt:
+                    break
         self._publish_state()
 
     def _publish_state(self) -> None:
