@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -231,17 +232,28 @@ class Distributed:
         return self.rank == 0
 
 
-def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
-    """Join the torchrun job if there is one: NCCL on GPUs (one per local rank), gloo on CPU."""
+@contextmanager
+def distributed_job(device_name: str) -> Iterator[tuple[Distributed, torch.device]]:
+    """Join the torchrun job if there is one (NCCL on GPUs, one per local rank; gloo on CPU), and leave it.
+
+    The process group is destroyed only after everything that used it (DistributedDataParallel
+    holds it) has gone out of scope, and after a barrier: a rank that leaves while another
+    still writes the checkpoint, or with a live DDP reducer, can hang the job at exit.
+    """
     device = select_device(device_name)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return Distributed(), device
+        yield Distributed(), device
+        return
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), world_size), device
+    try:
+        yield Distributed(dist.get_rank(), world_size), device
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 class Objective(nn.Module):
@@ -286,7 +298,11 @@ def train(config: TrainConfig) -> TrainResult:
     Under torchrun every process runs this: each trains on its shard of every batch
     (``batch_size / world_size`` samples) with gradients averaged by DistributedDataParallel.
     """
-    job, device = init_distributed(config.device)
+    with distributed_job(config.device) as (job, device):
+        return _train(config, job, device)
+
+
+def _train(config: TrainConfig, job: Distributed, device: torch.device) -> TrainResult:
     if config.batch_size % job.world_size:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the {job.world_size} processes")
     use_bf16 = config.bf16 and device.type == "cuda"
@@ -367,8 +383,6 @@ def train(config: TrainConfig) -> TrainResult:
     if job.is_main:
         print(f"wrote {final_path}: val {'mse' if kind == 'invdyn' else 'loss'} {val_metric:.4f}, "
               f"{samples_per_second:.0f} samples/s with {job.world_size} process(es)")
-    if job.world_size > 1:
-        dist.destroy_process_group()
     return TrainResult(final_path, val_metric, samples_per_second)
 
 
