@@ -93,7 +93,6 @@ def test_bag_trains_as_well_as_its_npz_export(recording: tuple[Path, str], tmp_p
     from_bag = train(TrainConfig(bag=[str(bag)], goal_topic=DEFAULT_GOAL_TOPIC, output_dir=str(tmp_path / "bag"),
                                  **TRAIN))
     from_npz = train(TrainConfig(data=[str(npz)], output_dir=str(tmp_path / "npz"), **TRAIN))
-    # Predicting the training mean scores about 1 on held-out actions in normalized units.
     episodes = load_episodes(npz)
     train_part, val_part = split_episodes(episodes, TrainConfig.val_fraction, TRAIN["seed"])
     mean, std = train_part.actions.mean(axis=0), train_part.actions.std(axis=0)
@@ -101,8 +100,9 @@ def test_bag_trains_as_well_as_its_npz_export(recording: tuple[Path, str], tmp_p
     print(f"held-out action MSE: bag {from_bag.val_metric:.4f}, NPZ {from_npz.val_metric:.4f}, "
           f"predicting the mean {baseline:.4f}")
     assert from_bag.val_metric == pytest.approx(from_npz.val_metric, rel=0.1)
-    assert from_bag.val_metric < 0.5
-    assert from_bag.val_metric < 0.5 * baseline
+    # Relative to the mean's score on the same split: eight goals are few, and a held-out goal may need
+    # torques the training goals never did, which raises both scores alike.
+    assert from_bag.val_metric < 0.25 * baseline
 
 
 def test_sqlite3_and_existing_output(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
     ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
 
 One physics step per timer tick (2 ms, real time by default). After every step it publishes
-``/joint_states`` stamped with the node clock; it applies the last good command received on
+``/joint_states`` stamped with the moment of the node clock that the simulated time stands for, so
+that states stamped 10 ms apart are always 10 ms of physics apart, even when a busy machine delays
+a tick and the simulation catches up several steps at once. It applies the last good command received on
 ``/forward_command_controller/commands`` (zero-order hold, as the controller does). It can also
 send a seeded sequence of random reachable goals and report how each went.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -32,7 +34,9 @@ NODE_NAME = "arm_sim"
 GOAL_REPUBLISH_PERIOD_S = 0.5
 """The current goal is sent again this often, so a policy that starts late still gets it."""
 MAX_CATCH_UP_STEPS = 10
-"""Physics steps one late timer tick may run (20 ms at 500 Hz); beyond that the simulation falls behind."""
+"""Physics steps one late timer tick may run (20 ms at 500 Hz) to catch up with the wall clock."""
+MAX_LAG_S = 0.1
+"""Simulated time lagging the wall clock by more than this is given up: the stamps then jump ahead."""
 
 
 class StepLog:
@@ -104,7 +108,7 @@ class ArmSimNode(Node):
         self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
         self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
         self.real_time_factor = speed
-        self._started_wall = 0.0
+        self._started_ns = 0  # node clock when physics started, moved ahead by any time given up
         self.create_timer(physics_dt / speed, self._step)
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
         self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
@@ -122,28 +126,39 @@ class ArmSimNode(Node):
         self.commanded = True
 
     def _step(self) -> None:
-        if self.commanded or not self.wait_for_command:
-            now = time.monotonic()
-            if not self.running:  # physics starts now, and so does the first goal
-                self.running = True
-                self._started_wall = now
-                self._publish_goal()
-            # Catch up after a late timer (a busy machine), so simulated time keeps pace with the
-            # stamps: a state stamped 10 ms after another is then 10 ms of physics later.
-            target = (now - self._started_wall) * self.real_time_factor
-            for _ in range(MAX_CATCH_UP_STEPS):
-                state = self.sim.step(self.command)
-                if self.goals.update(state, self.sim.time):
-                    self._goal_finished()
-                self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
-                if self.sim.time >= target - 0.5 * self.sim.dt:
-                    break
-        self._publish_state()
+        if not (self.commanded or not self.wait_for_command):
+            self._publish_state(self.get_clock().now().nanoseconds)
+            return
+        now_ns = self.get_clock().now().nanoseconds
+        if not self.running:  # physics starts now, and so does the first goal
+            self.running = True
+            self._started_ns = now_ns - self._stamp_offset_ns() - self._step_ns  # its first state: now
+            self._publish_goal()
+        # A late tick (a busy machine) runs several steps; each state goes out stamped with its own time.
+        for _ in range(MAX_CATCH_UP_STEPS):
+            state = self.sim.step(self.command)
+            if self.goals.update(state, self.sim.time):
+                self._goal_finished()
+            self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
+            stamp_ns = self._started_ns + self._stamp_offset_ns()
+            self._publish_state(stamp_ns)
+            if stamp_ns >= now_ns - self._step_ns // 2:
+                return
+        if now_ns - stamp_ns > MAX_LAG_S * 1e9:  # too far behind to catch up: skip ahead (a gap in the stamps)
+            self._started_ns += now_ns - stamp_ns
 
-    def _publish_state(self) -> None:
+    @property
+    def _step_ns(self) -> int:
+        return round(self.sim.dt / self.real_time_factor * 1e9)
+
+    def _stamp_offset_ns(self) -> int:
+        """Wall-clock time the simulated time so far stands for."""
+        return round(self.sim.time / self.real_time_factor * 1e9)
+
+    def _publish_state(self, stamp_ns: int) -> None:
         data = self.sim.data
         self._position[:], self._velocity[:], self._effort[:] = data.qpos, data.qvel, data.ctrl
-        self._joint_msg.header.stamp = self.get_clock().now().to_msg()
+        self._joint_msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
         self._joint_pub.publish(self._joint_msg)
 
     def _goal_finished(self) -> None:
