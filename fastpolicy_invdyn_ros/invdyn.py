@@ -91,6 +91,31 @@ class InvDynamic(nn.Module):
     def loss(self, history: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self(history, next_state), action)
 
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+        """Actions for N candidate next states that share one history: (B, L, S), (B, N, S) -> (B, N, A).
+
+        The same as ``forward`` on every (history, next state) pair; the sequence models override
+        it to encode the shared history once, which is most of a control tick's work.
+        """
+        batch, num_samples, state_dim = next_states.shape
+        histories = history.unsqueeze(1).expand(-1, num_samples, -1, -1).reshape(batch * num_samples, -1, state_dim)
+        actions = self(histories, next_states.reshape(batch * num_samples, state_dim), temperature)
+        return actions.reshape(batch, num_samples, -1)
+
+
+def encode_shared_history(gru: nn.GRU, history: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
+    """The GRU's last hidden state over [history, next state] for N next states per history: (B*N, G).
+
+    The history is run once per row and only the last step once per sample: a GRU is sequential,
+    so this equals running every full sequence. (One sample: one call over the whole sequence.)
+    """
+    batch, num_samples, state_dim = next_states.shape
+    if num_samples == 1:
+        return gru(torch.cat([history, next_states], dim=1))[1][-1]
+    _, hidden = gru(history)
+    _, hidden = gru(next_states.reshape(batch * num_samples, 1, state_dim), hidden.repeat_interleave(num_samples, 1))
+    return hidden[-1]
+
 
 class MLPInvDynamic(InvDynamic):
     """Decision Diffuser's inverse dynamics: an MLP (ReLU) over [s_t, s_{t+1}]."""
@@ -119,6 +144,10 @@ class SeqInvDynamic(InvDynamic):
         sequence = torch.cat([history[:, -self.config.seq_length :], next_state[:, None]], dim=1)
         _, last_hidden = self.gru(sequence)
         return self.head(last_hidden[-1])
+
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+        hidden = encode_shared_history(self.gru, history[:, -self.config.seq_length :], next_states)
+        return self.head(hidden).reshape(*next_states.shape[:2], -1)
 
 
 def fan_in_uniform_(linear: nn.Linear, scale: float = 1.0) -> nn.Linear:
@@ -175,27 +204,42 @@ class EnhancedInvDynamic(InvDynamic):
     def calibrate(self, history: torch.Tensor, next_state: torch.Tensor) -> None:
         self.delta_scale.copy_((next_state - history[:, -1]).std(dim=0).clamp_min(1e-6))
 
-    def features(self, history: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
-        current = history[:, -1]
+    def features(self, current: torch.Tensor, next_state: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Trunk output for s_t, s_{t+1} and the GRU's last hidden state over the sequence (rows alike)."""
         delta = (next_state - current) / self.delta_scale
-        sequence = torch.cat([history[:, -self.config.seq_length :], next_state[:, None]], dim=1)
-        _, last_hidden = self.encoder(sequence)
-        return self.trunk(torch.cat([current, next_state, delta, last_hidden[-1]], dim=-1))
+        return self.trunk(torch.cat([current, next_state, delta, hidden], dim=-1))
 
-    def distribution(self, history: torch.Tensor, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def distribution(self, history: torch.Tensor, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mean and clamped log-std of the action (log-std is None for the deterministic head)."""
-        features = self.features(history, next_state)
+        return self._heads(self._pair_features(history, next_state))
+
+    def _heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         mean = self.mean_head(features)
         if self.log_std_head is None:
             return mean, None
         log_std = self.log_std_head(features).clamp(self.config.log_std_min, self.config.log_std_max)
         return mean, log_std
 
-    def forward(self, history: torch.Tensor, next_state: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
-        mean, log_std = self.distribution(history, next_state)
+    def _pair_features(self, history: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
+        sequence = torch.cat([history[:, -self.config.seq_length :], next_state[:, None]], dim=1)
+        _, last_hidden = self.encoder(sequence)
+        return self.features(history[:, -1], next_state, last_hidden[-1])
+
+    def _sample(self, features: torch.Tensor, temperature: float) -> torch.Tensor:
+        mean, log_std = self._heads(features)
         if log_std is None or temperature == 0.0:
             return mean
         return mean + temperature * log_std.exp() * torch.randn_like(mean)
+
+    def forward(self, history: torch.Tensor, next_state: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+        return self._sample(self._pair_features(history, next_state), temperature)
+
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+        batch, num_samples, state_dim = next_states.shape
+        hidden = encode_shared_history(self.encoder, history[:, -self.config.seq_length :], next_states)
+        current = history[:, -1].repeat_interleave(num_samples, 0)
+        features = self.features(current, next_states.reshape(batch * num_samples, state_dim), hidden)
+        return self._sample(features, temperature).reshape(batch, num_samples, -1)
 
     def loss(self, history: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         mean, log_std = self.distribution(history, next_state)

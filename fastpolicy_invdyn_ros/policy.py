@@ -31,10 +31,7 @@ def actions_from_plan(inv_dyn_model: InvDynamic, history: torch.Tensor, next_sta
 
     history (B, L, S), next_states (B, N, S) -> (B, A): the N samples share their row's history.
     """
-    batch, num_samples, state_dim = next_states.shape
-    histories = history.unsqueeze(1).expand(-1, num_samples, -1, -1).reshape(batch * num_samples, -1, state_dim)
-    actions = inv_dyn_model(histories, next_states.reshape(batch * num_samples, state_dim), temperature)
-    return actions.reshape(batch, num_samples, -1).mean(dim=1)
+    return inv_dyn_model.forward_samples(history, next_states, temperature).mean(dim=1)
 
 
 @torch.inference_mode()

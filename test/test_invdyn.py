@@ -31,6 +31,18 @@ def test_one_signature_for_all_models(model_type, cls):
     assert loss.ndim == 0 and torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("model_type, overrides", [("mlp", {}), ("seq", {}), ("enhanced", {}),
+                                                   ("enhanced", {"use_probabilistic": True})])
+def test_samples_sharing_a_history_get_the_actions_of_their_pairs(model_type, overrides):
+    model = make(model_type, **overrides).eval()
+    history, next_states = torch.randn(2, L + 1, S), torch.randn(2, 5, S)
+    shared = model.forward_samples(history, next_states)
+    assert shared.shape == (2, 5, A)
+    for row in range(2):
+        pairs = model(history[row].expand(5, -1, -1), next_states[row])
+        torch.testing.assert_close(shared[row], pairs, rtol=1e-5, atol=1e-6)
+
+
 def test_enhanced_defaults_follow_the_design():
     model = EnhancedInvDynamic(InvDynConfig(state_dim=S, action_dim=A))
     linears = [layer.linear for layer in model.trunk]
