@@ -2,7 +2,7 @@
 
     ros2 run fastpolicy_invdyn_ros invdyn_policy --ros-args --params-file config/invdyn_policy.yaml
 
-Thin wiring over ``Policy`` (planning runs in its worker thread, never in the tick): joint
+Thin wiring over ``Policy`` (planning runs in a child process, never in the tick): joint
 states in, commands out at ``control_rate_hz`` from a timer in its own callback group. Bad input
 (``inputs.py``) or a failing policy yields the configured safe command, a diagnostic and a
 throttled log line; good input restarts the policy from the current command.
@@ -22,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -33,8 +34,10 @@ from .device import select_device
 from .inputs import GoalInput, JointStateInput
 from .invdyn import InvDynamic
 from .paths import share_path
+from .plan_process import PlanProcess
 from .planner import DiffusionPlanner
-from .policy import SAFE_MODES, Plan, Policy, PolicyConfig
+from .policy import SAFE_MODES, Plan, Planning, PlanWorker, Policy, PolicyConfig
+from .realtime import set_fifo_priority
 from .ros_common import MultiThreadedExecutor, describe, init, run_node
 from .smoothing import SmootherConfig
 from .tick_stats import TickStats
@@ -96,6 +99,7 @@ class InvDynPolicyNode(Node):
         self._declare_live_parameters()
         self._build_policy()
         self._create_interfaces()
+        self._set_priority()
         self.get_logger().info(
             f"ready: {len(self.joint_names)} joints {self.joint_names}, {self.rate_hz:g} Hz on {self.device}, "
             f"planner horizon {self.policy.horizon}, history {self.policy.history_length}")
@@ -115,6 +119,17 @@ class InvDynPolicyNode(Node):
                                                        ints=(0, 1000))).value
         self.rate_hz = declare("control_rate_hz", 100.0, describe("Command rate (Hz)", read_only=True,
                                                                   floats=(1.0, 1000.0))).value
+        self.thread_priority = declare("thread_priority", 50, describe(
+            "SCHED_FIFO priority of the node's threads at start, the tick's with executor_threads 1 (0: normal "
+            "scheduling); needs an rtprio limit or CAP_SYS_NICE, else a warning and normal scheduling",
+            read_only=True, ints=(0, 99))).value
+        self.executor_threads = declare("executor_threads", 1, describe(
+            "Executor threads: 1 runs every callback in one thread (SingleThreadedExecutor), N > 1 a "
+            "MultiThreadedExecutor with the tick in its own callback group", read_only=True, ints=(1, 16))).value
+        self.plan_in_process = declare("plan_in_process", True, describe(
+            "Plan in a child process (true) or a thread of this one (false: it competes with the tick for "
+            "Python's interpreter lock)", read_only=True)).value
+        self.planner_path = planner_path
         try:
             device = select_device(device_name)
             self.planner, self.invdyn, self.metadata = load_models(planner_path, invdyn_path, device, seq_length)
@@ -220,8 +235,23 @@ class InvDynPolicyNode(Node):
             warm.select_action(state, state[: len(self.joint_names)])
         if not warm.status.ok:
             raise StartupError(f"models fail on a typical state: {warm.status.reason}")
+        try:
+            worker = (PlanProcess(self.planner_path, self.device) if self.plan_in_process
+                      else PlanWorker(Planning(self.planner)))
+        except RuntimeError as error:
+            raise StartupError(str(error)) from None
         self.policy = Policy(self.planner, self.invdyn, self.config, self.action_low, self.action_high, period,
-                             asynchronous=True)
+                             worker)
+
+    def _set_priority(self) -> None:
+        """Real-time priority for this process's threads (not for the planner process, started before)."""
+        if self.thread_priority == 0:
+            return
+        try:
+            set_fifo_priority(self.thread_priority)
+        except OSError as error:
+            self.get_logger().warning(f"no real-time priority ({error.strerror}): ticks may be late on a busy "
+                                      f"machine; see the README on rtprio, or set thread_priority 0")
 
     # ---- interfaces ----------------------------------------------------------------------------------------
     def _create_interfaces(self) -> None:
@@ -366,17 +396,23 @@ class InvDynPolicyNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[diagnostic]))
 
+    def make_executor(self) -> SingleThreadedExecutor | MultiThreadedExecutor:
+        """One thread by default: the tick then never waits for Python's interpreter lock behind another
+        callback between its PyTorch calls (the callback groups let N > 1 threads run them in parallel)."""
+        if self.executor_threads == 1:
+            return SingleThreadedExecutor()
+        return MultiThreadedExecutor(num_threads=self.executor_threads)
+
     def close(self) -> None:
         self.policy.close()
 
 
 def main(args: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # the tick and the planner each get one core; more threads only contend
-    sys.setswitchinterval(0.0005)  # the longest the tick waits for the GIL while the planner thread runs Python
+    sys.setswitchinterval(0.0005)  # the longest the tick waits for the GIL while another callback runs Python
     init(args)
-    # One executor thread per callback group (4) plus the parameter services.
     return run_node(NODE_NAME, InvDynPolicyNode, (StartupError, ParameterException),
-                    lambda: MultiThreadedExecutor(num_threads=5), InvDynPolicyNode.close)
+                    InvDynPolicyNode.make_executor, InvDynPolicyNode.close)
 
 if __name__ == "__main__":
     sys.exit(main())

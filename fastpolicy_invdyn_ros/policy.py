@@ -1,8 +1,8 @@
 """The policy: plan the next states with the diffusion planner, act with inverse dynamics.
 
 ``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
-asks for a new plan every ``replan_every`` ticks (inline, or from a background ``PlanWorker`` that
-the tick never waits for), takes the planned state for the next control period, turns it into
+asks for a new plan every ``replan_every`` ticks (inline, or from a background planner that
+the tick never waits for: a ``PlanWorker`` thread or a ``plan_process.PlanProcess``), takes the planned state for the next control period, turns it into
 an action with the inverse dynamics model and smooths it. A failure anywhere on that path
 returns the safe command (hold the last command) and says why in ``Policy.status``.
 
@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -163,6 +164,26 @@ class Planning:
         return Plan(states, request.origin_tick, time.perf_counter() - started)
 
 
+class BackgroundPlanner(Protocol):
+    """Plans off the tick: ``PlanWorker`` (a thread) or ``plan_process.PlanProcess`` (a process)."""
+
+    def submit(self, request: PlanRequest) -> None:
+        """Ask for a plan; never waits for planning. A newer request replaces one not yet started."""
+
+    @property
+    def pending(self) -> bool:
+        """A request waits or is being planned."""
+
+    def latest(self) -> tuple[Plan | None, str | None]:
+        """The newest finished plan and the error of the newest failed attempt (None after a success)."""
+
+    def reset(self) -> None:
+        """Forget plans and requests; a plan still being made is discarded when it lands."""
+
+    def close(self) -> None:
+        """Stop planning and release the thread or process."""
+
+
 class PlanWorker:
     """Plans in a background thread. ``submit`` and ``latest`` never block on planning.
 
@@ -248,13 +269,15 @@ class TickStatus:
 class Policy:
     """Receding-horizon control with a diffusion planner and an inverse dynamics model.
 
-    ``asynchronous=False`` plans inline on the tick that needs it (deterministic, for offline
-    evaluation); ``asynchronous=True`` plans in a ``PlanWorker`` and the tick uses the newest
-    finished plan, falling back to the safe command when there is none young enough.
+    Without a ``worker`` it plans inline on the tick that needs it (deterministic, for offline
+    evaluation); with one (a ``BackgroundPlanner``) the tick submits requests and uses the newest
+    finished plan, falling back to the safe command when there is none young enough. The policy
+    owns the worker from then on (``reset`` and ``close`` reach it).
     """
 
     def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
-                 action_low: np.ndarray, action_high: np.ndarray, dt: float, asynchronous: bool = False) -> None:
+                 action_low: np.ndarray, action_high: np.ndarray, dt: float,
+                 worker: BackgroundPlanner | None = None) -> None:
         if planner.config.state_dim != invdyn.config.state_dim:
             raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
                              f"{invdyn.config.state_dim}")
@@ -263,7 +286,7 @@ class Policy:
         self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
         self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
         self._planning = Planning(planner)
-        self._worker = PlanWorker(self._planning) if asynchronous else None
+        self._worker = worker
         self.smoother = ActionSmoother(config.smoothing, dt, action_low, action_high)
         self._zero_action = np.zeros(invdyn.config.action_dim)
         self.configure(config)

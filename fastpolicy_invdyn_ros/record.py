@@ -135,7 +135,7 @@ def expert_main(args: list[str] | None = None) -> int:
     from .ros_common import init, run_node
 
     init(args)
-    return run_node(EXPERT_NODE_NAME, _make_expert_node, (ValueError,), SingleThreadedExecutor,
+    return run_node(EXPERT_NODE_NAME, _make_expert_node, (ValueError,), lambda _: SingleThreadedExecutor(),
                     lambda node: node.write_report(), until=lambda node: node.done)
 
 

@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 from . import cli
 from .closed_loop import CommandStats, closed_loop, wait_for
 
@@ -33,11 +35,18 @@ class BenchOptions:
     output_dir: str = cli.option("outputs/ros_bench", "node logs and results.json")
     planner_model_path: str = cli.option("", "planner checkpoint ('': the package's models/planner_final.pth)")
     invdyn_model_path: str = cli.option("", "inverse dynamics checkpoint ('': models/invdyn_enhanced_final.pth)")
+    node_params: list[str] = cli.option([], "more invdyn_policy parameters as name:=value (YAML values), e.g. "
+                                            "executor_threads:=5 plan_in_process:=false to compare")
 
 
 def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
     """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
     policy = {"control_rate_hz": float(options.rate_hz)}
+    for assignment in options.node_params:
+        name, separator, value = assignment.partition(":=")
+        if not separator:
+            raise ValueError(f"node_params takes name:=value, got {assignment!r}")
+        policy[name] = yaml.safe_load(value)
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0}
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         stats, diagnostics = measure(options, output_dir)
-    except (RuntimeError, FileNotFoundError) as error:
+    except (RuntimeError, FileNotFoundError, ValueError) as error:
         print(f"ros_bench: error: {error}", file=sys.stderr)
         return 1
     print_table(options, stats, diagnostics)

@@ -79,7 +79,7 @@ class MultiThreadedExecutor(rclpy.executors.MultiThreadedExecutor):
 
 
 def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[type[Exception], ...],
-             executor: Callable[[], Executor], on_exit: Callable[[Node], None],
+             executor: Callable[[Node], Executor], on_exit: Callable[[Node], None],
              until: Callable[[Node], Future] | None = None) -> int:
     """Build a node, spin it until ``until(node)`` completes (or forever) or SIGINT/SIGTERM, then
     ``on_exit(node)`` and an orderly shutdown. Call after ``init``. Returns the process exit code:
@@ -93,7 +93,7 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
     except KeyboardInterrupt:
         rclpy.try_shutdown()
         return 0
-    spinner = executor()
+    spinner = executor(node)
     spinner.add_node(node)
     try:
         if until is None:

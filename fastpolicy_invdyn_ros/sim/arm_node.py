@@ -186,7 +186,7 @@ class ArmSimNode(Node):
 def main(args: list[str] | None = None) -> int:
     init(args)
     # A bad parameter raises ValueError or ParameterException: one line, no traceback.
-    return run_node(NODE_NAME, ArmSimNode, (ValueError, ParameterException), SingleThreadedExecutor,
+    return run_node(NODE_NAME, ArmSimNode, (ValueError, ParameterException), lambda _: SingleThreadedExecutor(),
                     ArmSimNode.write_outputs, until=lambda node: node.done)
 
 if __name__ == "__main__":

@@ -1,0 +1,26 @@
+"""Real-time scheduling for the control process (Linux ``SCHED_FIFO``), as ros2_control's controller manager does.
+
+On a machine shared with the robot driver, a planner and a simulator, a normally scheduled tick
+waits for the CPU behind them for several milliseconds at a time. Under ``SCHED_FIFO`` the
+node's threads run as soon as they are ready. Threads and processes started later (a planner
+process, an executor's worker threads) get the normal policy again, so they never compete with
+the tick: call it once the process's real-time threads exist.
+
+Permission: root, ``CAP_SYS_NICE``, or an ``rtprio`` limit for the user
+(``/etc/security/limits.conf``: ``@realtime - rtprio 99``, then add the user to ``realtime``).
+"""
+from __future__ import annotations
+
+import os
+
+
+def set_fifo_priority(priority: int) -> None:
+    """Every thread this process has now at ``SCHED_FIFO`` ``priority`` (1-99); later ones run normally.
+
+    Raises OSError (e.g. EPERM) when not permitted; nothing is changed then for the first thread.
+    """
+    if not 1 <= priority <= 99:
+        raise ValueError(f"priority must be in 1-99, got {priority}")
+    policy = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
+    for thread_id in sorted(int(name) for name in os.listdir("/proc/self/task")):
+        os.sched_setscheduler(thread_id, policy, os.sched_param(priority))

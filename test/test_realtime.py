@@ -1,0 +1,40 @@
+"""SCHED_FIFO for the control process: every thread it has; threads and processes started later run normally."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fastpolicy_invdyn_ros.realtime import set_fifo_priority
+
+CHILD = textwrap.dedent("""
+    import os, subprocess, sys, threading
+    from fastpolicy_invdyn_ros.realtime import set_fifo_priority
+    early = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+    early.start()
+    try:
+        set_fifo_priority(10)
+    except PermissionError:
+        print("EPERM"); sys.exit(0)
+    late = []
+    later = threading.Thread(target=lambda: late.append(os.sched_getscheduler(0)))
+    later.start(); later.join()
+    threads = [os.sched_getscheduler(int(t)) & ~os.SCHED_RESET_ON_FORK for t in os.listdir("/proc/self/task")]
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+                           capture_output=True, text=True).stdout.strip()
+    print(set(threads) == {os.SCHED_FIFO}, len(threads) >= 2, late[0] == os.SCHED_OTHER,
+          child == str(os.SCHED_OTHER))
+""")
+
+
+def test_existing_threads_run_fifo_and_later_threads_and_children_normally():
+    result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    if result.stdout.strip() == "EPERM":
+        pytest.skip("no permission for SCHED_FIFO here")
+    assert result.stdout.split() == ["True"] * 4
+
+
+def test_priority_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="1-99"):
+        set_fifo_priority(0)
