@@ -77,8 +77,10 @@ def load_models(planner_path: str, invdyn_path: str, device: torch.device,
     planner = load_planner(planner_path, device)
     invdyn = load_invdyn(invdyn_path, device, state_dim=planner.config.state_dim, seq_length=seq_length or None)
     planner_metadata, metadata = read_checkpoint(planner_path)["metadata"], read_checkpoint(invdyn_path)["metadata"]
-    for key in ("joint_names", "dt"):
-        if key in planner_metadata and metadata.setdefault(key, planner_metadata[key]) != planner_metadata[key]:
+    # A period inferred from a recording (trainer --bag) is the nominal one only to within its jitter.
+    same = {"joint_names": lambda a, b: a == b, "dt": lambda a, b: math.isclose(a, b, rel_tol=0.01)}
+    for key, equal in same.items():
+        if key in planner_metadata and not equal(metadata.setdefault(key, planner_metadata[key]), planner_metadata[key]):
             raise CheckpointError(f"{invdyn_path}: {key} {metadata[key]} differs from the planner's "
                                   f"{planner_metadata[key]}")
     return planner, invdyn, metadata
