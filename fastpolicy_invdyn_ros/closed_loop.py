@@ -112,7 +112,8 @@ class CommandStats:
     """Commands per second, first to last."""
     latency_ms: dict[str, float]
     """State-to-command latency p50/p99 (ms): the command's arrival here minus the stamp of the joint
-    state it was computed from, both on this machine's clock."""
+    state it was computed from, both on this machine's clock; over the commands computed from a state
+    newer than the previous command's (a safe command on stale input answers no new state)."""
     late_ticks: int
     """Commands sent more than one period late (more than two periods after the previous one)."""
     jerk: float
@@ -156,7 +157,9 @@ class CommandMonitor(Node):
     def stats(self, period_s: float) -> CommandStats:
         received, sent = np.array(self.received_ns), np.array(self.sent_ns)
         duration_s = (received[-1] - received[0]) * 1e-9
-        latency_s = (received - np.array(self.stamp_ns)) * 1e-9
+        stamps = np.array(self.stamp_ns)
+        fresh = np.concatenate(([True], np.diff(stamps) > 0))
+        latency_s = (received[fresh] - stamps[fresh]) * 1e-9
         intervals_s = np.diff(np.sort(sent)) * 1e-9
         return CommandStats(
             count=len(received),
