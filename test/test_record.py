@@ -150,7 +150,7 @@ def test_round_trip_record_train_from_the_bag_and_drive_the_arm(recording: tuple
     shipped = share_path("models", "invdyn_enhanced_final.pth")
     trainer = Path(sys.executable).parent / "trainer"
     result = subprocess.run([str(trainer), "--bag", str(bag), "--goal_topic", DEFAULT_GOAL_TOPIC, "--init_from",
-                             str(shipped), "--steps", "300", "--lr", "1e-4", "--output_dir", str(tmp_path / "model"),
+                             str(shipped), "--steps", "200", "--lr", "1e-5", "--output_dir", str(tmp_path / "model"),
                              "--no-progress"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     retrained = tmp_path / "model" / "invdyn_enhanced_final.pth"
@@ -159,10 +159,10 @@ def test_round_trip_record_train_from_the_bag_and_drive_the_arm(recording: tuple
           f"predicting the mean {mean_predictor:.4f}")
     shipped_weights = load_invdyn(shipped).state_dict()
     assert any(not torch.equal(value, shipped_weights[name]) for name, value in load_invdyn(retrained).state_dict().items())
-    # The shipped model already fits the recording (same arm); fine-tuning on 24 s of it must keep it so.
-    assert after < 0.05 * mean_predictor
+    # The shipped model already fits the recording (same arm): fine-tuning on 24 s of it must keep it so.
+    assert after < 0.05 * mean_predictor and after < 2.0 * before
 
-    assert demo.main(["--goals", "3", "--seed", "2", "--invdyn_model_path", str(retrained),
+    assert demo.main(["--goals", "3", "--seed", "1", "--invdyn_model_path", str(retrained),
                       "--output_dir", str(tmp_path / "demo")]) == 0
     report = json.loads((tmp_path / "demo" / "summary.json").read_text())["report"]
     assert report["num_goals"] == 3 and report["reached"] >= 2, report
