@@ -23,4 +23,7 @@ def set_fifo_priority(priority: int) -> None:
         raise ValueError(f"priority must be in 1-99, got {priority}")
     policy = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
     for thread_id in sorted(int(name) for name in os.listdir("/proc/self/task")):
-        os.sched_setscheduler(thread_id, policy, os.sched_param(priority))
+        try:
+            os.sched_setscheduler(thread_id, policy, os.sched_param(priority))
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile

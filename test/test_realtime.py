@@ -19,7 +19,12 @@ CHILD = textwrap.dedent("""
     late = []
     later = threading.Thread(target=lambda: late.append(os.sched_getscheduler(0)))
     later.start(); later.join()
-    threads = [os.sched_getscheduler(int(t)) & ~os.SCHED_RESET_ON_FORK for t in os.listdir("/proc/self/task")]
+    def policy(thread_id):
+        try:
+            return os.sched_getscheduler(thread_id) & ~os.SCHED_RESET_ON_FORK
+        except ProcessLookupError:  # ended meanwhile
+            return os.SCHED_FIFO
+    threads = [policy(int(t)) for t in os.listdir("/proc/self/task")]
     child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
                            capture_output=True, text=True).stdout.strip()
     print(set(threads) == {os.SCHED_FIFO}, len(threads) >= 2, late[0] == os.SCHED_OTHER,
