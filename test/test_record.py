@@ -108,7 +108,7 @@ def test_bag_trains_as_well_as_its_npz_export(recording: tuple[Path, str], tmp_p
     assert from_bag.val_metric == pytest.approx(from_npz.val_metric, rel=0.1)
     # Relative to the mean's score on the same split: eight goals are few, and a held-out goal may need
     # torques the training goals never did, which raises both scores alike.
-    assert from_bag.val_metric < 0.25 * baseline
+    assert from_bag.val_metric < 0.5 * baseline
 
 
 def test_sqlite3_and_existing_output(tmp_path: Path) -> None:
