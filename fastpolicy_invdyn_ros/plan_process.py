@@ -25,6 +25,7 @@ from .policy import Plan, Planning, PlanRequest, PolicyConfig
 START_TIMEOUT_S = 120.0
 """Longest wait for the child to import PyTorch, load the planner and plan once."""
 CLOSE_TIMEOUT_S = 5.0
+EXITED = "the planner process exited"
 
 
 @dataclass
@@ -168,19 +169,20 @@ class PlanProcess:
                                      None if previous is None else (_numpy(previous.states), previous.origin_tick),
                                      request.config))
             self._in_flight = True
-        except OSError as error:
-            self._error = f"planner process unreachable: {error}"
+        except OSError:  # the child's end of the pipe is closed
+            self._error = EXITED
 
     def _receive(self) -> None:
-        """Take every reply that has arrived (never blocks), then send a waiting request."""
+        """Take every reply that has arrived (never blocks), then send a waiting request.
+
+        A dead child shows as the end of the pipe (here or in ``_send_waiting``): no per-tick check.
+        """
         try:
             while self._in_flight and self._conn.poll():
                 self._in_flight = False
                 self._accept(self._conn.recv())
         except (EOFError, OSError):
-            self._in_flight = False
-        if not self._process.is_alive():
-            self._error = f"the planner process exited with code {self._process.exitcode}"
+            self._error = EXITED
             return
         self._send_waiting()
 

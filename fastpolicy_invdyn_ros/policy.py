@@ -2,8 +2,9 @@
 
 ``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
 asks for a new plan every ``replan_every`` ticks (inline, or from a background planner that
-the tick never waits for: a ``PlanWorker`` thread or a ``plan_process.PlanProcess``), takes the planned state for the next control period, turns it into
-an action with the inverse dynamics model and smooths it. A failure anywhere on that path
+the tick never waits for: a ``PlanWorker`` thread or a ``plan_process.PlanProcess``), takes the
+planned state for the next control period, turns it into an action with the inverse dynamics
+model and smooths it. A failure anywhere on that path
 returns the safe command (hold the last command) and says why in ``Policy.status``.
 
 How the ``num_inference_samples`` plans become one action: each sampled plan's next state gives
