@@ -178,7 +178,8 @@ def stamped_repeatedly(msg, count):
 
 
 BAD_INPUTS = {
-    # case: (corruption, words of the diagnostic, commands before the safe command, safe for as long as it lasts)
+    # case: (corruption, words of the diagnostic, commands that may still answer good input,
+    #        safe for as long as it lasts (else: at least once right after them))
     "nan position": (with_position(float("nan")), "non-finite", 2, True),
     "inf velocity": (with_velocity(float("inf")), "non-finite", 2, True),
     "missing joint": (without_last_joint, "lacks joint", 2, True),
@@ -187,8 +188,9 @@ BAD_INPUTS = {
     "repeated stamps": (stamped_repeatedly, "repeated", 2, True),
     "no joint states": (lambda msg, count: None, "no valid joint_states", 20, True),  # after state_timeout_s 0.1
     "planner failure": (with_position(1e30), "planner failed", 2, True),
-    # A finite but absurd state passes the input checks; the model overflows on it for the first
-    # few ticks only (then its history is constant and its output finite again).
+    # A finite but absurd state passes the input checks. The model overflows on it only while the tick
+    # still uses a plan made before it (next planned state minus current ~ 1e20): at least the first tick
+    # that sees it, never the ticks after a plan from the absurd history has arrived.
     "non-finite model output": (with_position(1e20), "inverse dynamics output is not finite", 2, False),
 }
 
@@ -201,8 +203,10 @@ def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(health
     commands = healthy.collect(1.0)
     healthy.corrupt = None
     assert len(commands) > allowed + 20, "the node kept publishing"
-    checked = commands[allowed:] if persistent else commands[allowed:allowed + 1]
-    assert all(is_safe(command) for command in checked), f"{case}: not the safe command"
+    if persistent:
+        assert all(is_safe(command) for command in commands[allowed:]), f"{case}: not the safe command"
+    else:
+        assert any(is_safe(command) for command in commands[:allowed + 1]), f"{case}: no safe command"
     assert wait_for(lambda: reported(healthy, seen, words), 3.0), [diagnostic_text(s) for s in healthy.diagnostics]
 
 
