@@ -114,6 +114,10 @@ class CommandStats:
     """State-to-command latency p50/p99 (ms): the command's arrival here minus the stamp of the joint
     state it was computed from, both on this machine's clock; over the commands computed from a state
     newer than the previous command's (a safe command on stale input answers no new state)."""
+    sent_latency_ms: dict[str, float]
+    """The same up to the command's sending (its DDS source timestamp): the part spent before the
+    policy's publish (the simulator's, the state's transport, the wait for the tick, the tick); the
+    rest of ``latency_ms`` is the command's transport."""
     late_ticks: int
     """Commands sent more than one period late (more than two periods after the previous one)."""
     jerk: float
@@ -159,12 +163,12 @@ class CommandMonitor(Node):
         duration_s = (received[-1] - received[0]) * 1e-9
         stamps = np.array(self.stamp_ns)
         fresh = np.concatenate(([True], np.diff(stamps) > 0))
-        latency_s = (received[fresh] - stamps[fresh]) * 1e-9
         intervals_s = np.diff(np.sort(sent)) * 1e-9
         return CommandStats(
             count=len(received),
             rate_hz=(len(received) - 1) / duration_s,
-            latency_ms=percentiles_ms(latency_s),
+            latency_ms=percentiles_ms((received[fresh] - stamps[fresh]) * 1e-9),
+            sent_latency_ms=percentiles_ms((sent[fresh] - stamps[fresh]) * 1e-9),
             late_ticks=int(np.sum(intervals_s > 2.0 * period_s)),
             jerk=rms_jerk(np.array(self.commands)),
         )

@@ -37,8 +37,8 @@ from .paths import share_path
 from .plan_process import PlanProcess
 from .planner import DiffusionPlanner
 from .policy import SAFE_MODES, Plan, Planning, PlanWorker, Policy, PolicyConfig
-from .realtime import set_fifo_priority
-from .ros_common import MultiThreadedExecutor, describe, init, run_node
+from .ros_common import (MultiThreadedExecutor, apply_thread_priority, declare_thread_priority, describe, init,
+                          run_node)
 from .smoothing import SmootherConfig
 from .tick_stats import TickStats
 
@@ -101,7 +101,7 @@ class InvDynPolicyNode(Node):
         self._declare_live_parameters()
         self._build_policy()
         self._create_interfaces()
-        self._set_priority()
+        apply_thread_priority(self, self.thread_priority)  # planner process started: it stays normal
         self.get_logger().info(
             f"ready: {len(self.joint_names)} joints {self.joint_names}, {self.rate_hz:g} Hz on {self.device}, "
             f"planner horizon {self.policy.horizon}, history {self.policy.history_length}")
@@ -121,10 +121,8 @@ class InvDynPolicyNode(Node):
                                                        ints=(0, 1000))).value
         self.rate_hz = declare("control_rate_hz", 100.0, describe("Command rate (Hz)", read_only=True,
                                                                   floats=(1.0, 1000.0))).value
-        self.thread_priority = declare("thread_priority", 50, describe(
-            "SCHED_FIFO priority of the node's threads at start, the tick's with executor_threads 1 (0: normal "
-            "scheduling); needs an rtprio limit or CAP_SYS_NICE, else a warning and normal scheduling",
-            read_only=True, ints=(0, 99))).value
+        self.thread_priority = declare_thread_priority(
+            self, 50, "the node's threads at start, the tick's with executor_threads 1")
         self.executor_threads = declare("executor_threads", 1, describe(
             "Executor threads: 1 runs every callback in one thread (SingleThreadedExecutor), N > 1 a "
             "MultiThreadedExecutor with the tick in its own callback group", read_only=True, ints=(1, 16))).value
@@ -244,16 +242,6 @@ class InvDynPolicyNode(Node):
             raise StartupError(str(error)) from None
         self.policy = Policy(self.planner, self.invdyn, self.config, self.action_low, self.action_high, period,
                              worker)
-
-    def _set_priority(self) -> None:
-        """Real-time priority for this process's threads (not for the planner process, started before)."""
-        if self.thread_priority == 0:
-            return
-        try:
-            set_fifo_priority(self.thread_priority)
-        except OSError as error:
-            self.get_logger().warning(f"no real-time priority ({error.strerror}): ticks may be late on a busy "
-                                      f"machine; see the README on rtprio, or set thread_priority 0")
 
     # ---- interfaces ----------------------------------------------------------------------------------------
     def _create_interfaces(self) -> None:

@@ -15,6 +15,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
+from .realtime import set_fifo_priority
+
 
 def describe(description: str, read_only: bool = False, floats: tuple[float, float] | None = None,
              ints: tuple[int, int] | None = None) -> ParameterDescriptor:
@@ -25,6 +27,24 @@ def describe(description: str, read_only: bool = False, floats: tuple[float, flo
     if ints is not None:
         descriptor.integer_range = [IntegerRange(from_value=ints[0], to_value=ints[1], step=1)]
     return descriptor
+
+
+def declare_thread_priority(node: Node, default: int, what: str) -> int:
+    """The read-only ``thread_priority`` parameter: SCHED_FIFO priority of ``what`` (0: normal scheduling)."""
+    return node.declare_parameter("thread_priority", default, describe(
+        f"SCHED_FIFO priority of {what} (0: normal scheduling); needs an rtprio limit or CAP_SYS_NICE, "
+        "else a warning and normal scheduling", read_only=True, ints=(0, 99))).value
+
+
+def apply_thread_priority(node: Node, priority: int) -> None:
+    """Real-time priority for the threads the process has now (``realtime.set_fifo_priority``), or a warning."""
+    if priority == 0:
+        return
+    try:
+        set_fifo_priority(priority)
+    except OSError as error:
+        node.get_logger().warning(f"no real-time priority ({error.strerror}): on a busy machine it runs late; "
+                                  f"see the README on rtprio, or set thread_priority 0")
 
 
 def one_line(error: Exception, limit: int = 400) -> str:

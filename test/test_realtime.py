@@ -16,15 +16,16 @@ CHILD = textwrap.dedent("""
         set_fifo_priority(10)
     except PermissionError:
         print("EPERM"); sys.exit(0)
-    late = []
-    later = threading.Thread(target=lambda: late.append(os.sched_getscheduler(0)))
-    later.start(); later.join()
     def policy(thread_id):
         try:
             return os.sched_getscheduler(thread_id) & ~os.SCHED_RESET_ON_FORK
         except ProcessLookupError:  # ended meanwhile
             return os.SCHED_FIFO
+    # Listed before the later thread starts: a joined thread may linger in /proc/self/task a moment.
     threads = [policy(int(t)) for t in os.listdir("/proc/self/task")]
+    late = []
+    later = threading.Thread(target=lambda: late.append(os.sched_getscheduler(0)))
+    later.start(); later.join()
     child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
                            capture_output=True, text=True).stdout.strip()
     print(set(threads) == {os.SCHED_FIFO}, len(threads) >= 2, late[0] == os.SCHED_OTHER,

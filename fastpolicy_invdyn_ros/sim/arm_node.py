@@ -25,7 +25,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ..ros_common import describe, init, run_node
+from ..ros_common import apply_thread_priority, declare_thread_priority, describe, init, run_node
 from .arm import ArmConfig, ArmSim
 from .goals import GoalSequence
 from .task import TaskConfig
@@ -86,6 +86,7 @@ class ArmSimNode(Node):
         self.report_path = p("report_path", "", "JSON file of the per-goal outcomes written at shutdown ('': none)")
         self.log_path = p("log_path", "", "NPZ file of every step (time, state, command, goal) at shutdown ('': none)")
         log_max_s = p("log_max_s", 600.0, "Longest simulated time the step log holds (s)", floats=(0.0, 86400.0))
+        priority = declare_thread_priority(self, 0, "the simulator's threads, as a robot driver's (ros2_control: 50)")
 
         self.sim = ArmSim(ArmConfig(control_dt=physics_dt))
         rng = np.random.default_rng(seed)
@@ -113,6 +114,7 @@ class ArmSimNode(Node):
         self._started_ns = 0  # node clock when physics started, moved ahead by any time given up
         self.create_timer(physics_dt / speed, self._step)
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
+        apply_thread_priority(self, priority)
         self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
                                f"{1 / physics_dt:g} Hz physics, {num_goals} goals")
 
