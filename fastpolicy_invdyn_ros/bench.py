@@ -3,7 +3,9 @@
 The same planner network is sampled three ways: few-step DDIM from a warm start (what the
 policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
-ticks between plans: inverse dynamics on every sampled next state, averaging, smoothing.
+ticks between plans: inverse dynamics on every sampled next state, averaging, smoothing; timed
+back to back, and once per control period as the node runs it (on this 2-core VM a tick after
+10 ms of idling is two to three times slower than one right after another: the rows show both).
 """
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ class BenchConfig:
     num_inference_steps: int = cli.option(5, "DDIM steps of a cold-start plan")
     plan_iterations: int = cli.option(200, "timed DDIM plans per variant")
     ddpm_iterations: int = cli.option(20, "timed 100-step DDPM plans")
-    tick_iterations: int = cli.option(2000, "timed control ticks per sample count")
+    tick_iterations: int = cli.option(2000, "timed control ticks per sample count, back to back")
+    paced_tick_iterations: int = cli.option(500, "timed control ticks per sample count, one per control period")
+    control_period_s: float = cli.option(0.01, "period of the paced ticks (the node's 1 / control_rate_hz)")
     threads: int = cli.option(1, "PyTorch intra-op threads (the node uses 1: tick and planner each get a core)")
     device: str = cli.option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
 
@@ -54,11 +58,16 @@ def time_plans(planning: Planning, request: PlanRequest, iterations: int, device
     return percentiles_ms(measure_latency(call, iterations, warmup=min(10, iterations)))
 
 
-def time_ticks(policy: Policy, states: np.ndarray, goal: np.ndarray, iterations: int) -> dict[str, float]:
-    """Tick latency between plans: replanning only every ``horizon`` ticks, plan ticks excluded."""
+def time_ticks(policy: Policy, states: np.ndarray, goal: np.ndarray, iterations: int,
+               period_s: float = 0.0) -> dict[str, float]:
+    """Tick latency between plans: replanning only every ``horizon`` ticks, plan ticks excluded;
+    ticks start ``period_s`` apart, as from a timer (0: back to back)."""
     durations = []
     policy.reset()
+    next_start = time.perf_counter()
     for i in range(iterations + policy.horizon):
+        next_start += period_s
+        time.sleep(max(0.0, next_start - time.perf_counter()))
         started = time.perf_counter()
         policy.select_action(states[i % len(states)], goal)
         elapsed = time.perf_counter() - started
@@ -96,6 +105,8 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
         tick_config = replace(base, num_inference_samples=samples, replan_every=planner.config.horizon)
         policy = Policy(planner, invdyn, tick_config, -sim.torque_limit, sim.torque_limit, sim.dt)
         results[f"control tick, {samples} sample(s)"] = time_ticks(policy, states, goal, config.tick_iterations)
+        results[f"control tick, {samples} sample(s), one per {config.control_period_s * 1e3:g} ms"] = time_ticks(
+            policy, states, goal, config.paced_tick_iterations, config.control_period_s)
 
     ddpm_p50 = results[f"plan ddpm {planner.config.num_train_timesteps} steps"]["p50"]
     print(f"bench on {device}, {config.threads} thread(s), horizon {planner.config.horizon}")

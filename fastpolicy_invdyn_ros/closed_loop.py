@@ -29,6 +29,7 @@ from sensor_msgs.msg import JointState
 
 from .metrics import percentiles_ms, rms_jerk
 from .paths import PACKAGE, share_path
+from .realtime import set_fifo_priority
 
 CONTROLLER_TOPIC = "/forward_command_controller/commands"
 """Where the policy's ``~/commands`` go: the ros2_control forward_command_controller's input."""
@@ -207,9 +208,12 @@ class ClosedLoop:
 
 
 @contextmanager
-def closed_loop(log_dir: Path, policy_overrides: dict[str, object],
-                sim_overrides: dict[str, object]) -> Iterator[ClosedLoop]:
-    """arm_sim and invdyn_policy in a private domain with a ``CommandMonitor`` spinning here; all stopped on exit."""
+def closed_loop(log_dir: Path, policy_overrides: dict[str, object], sim_overrides: dict[str, object],
+                monitor_priority: int = 0) -> Iterator[ClosedLoop]:
+    """arm_sim and invdyn_policy in a private domain with a ``CommandMonitor`` spinning here; all stopped on exit.
+
+    ``monitor_priority`` > 0 runs this process's threads (the monitor's middleware threads, which stamp
+    each command's arrival, among them) at that SCHED_FIFO priority, as a robot's controller manager runs."""
     domain = private_domain_id()
     use_domain(domain)
     env = ros_environment(domain)
@@ -222,6 +226,11 @@ def closed_loop(log_dir: Path, policy_overrides: dict[str, object],
     executor.add_node(monitor)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
+    if monitor_priority:
+        try:
+            set_fifo_priority(monitor_priority)
+        except OSError as error:
+            print(f"monitor: no real-time priority ({error.strerror}); arrival times may be late", file=sys.stderr)
     try:
         yield ClosedLoop(monitor, sim, policy, domain, log_dir)
     finally:

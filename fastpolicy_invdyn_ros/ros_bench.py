@@ -37,7 +37,9 @@ class BenchOptions:
     invdyn_model_path: str = cli.option("", "inverse dynamics checkpoint ('': models/invdyn_enhanced_final.pth)")
     node_params: list[str] = cli.option([], "more invdyn_policy parameters as name:=value (YAML values), e.g. "
                                             "executor_threads:=5 plan_in_process:=false to compare")
-    sim_params: list[str] = cli.option([], "more arm_sim parameters as name:=value, e.g. thread_priority:=50")
+    sim_params: list[str] = cli.option([], "more arm_sim parameters as name:=value, e.g. thread_priority:=0")
+    monitor_priority: int = cli.option(50, "SCHED_FIFO priority of the receiving end here, as a controller "
+                                           "manager's (0: normal scheduling)")
 
 
 def parameters(assignments: list[str]) -> dict[str, object]:
@@ -57,7 +59,7 @@ def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
-    with closed_loop(output_dir, policy, sim) as loop:
+    with closed_loop(output_dir, policy, sim, options.monitor_priority) as loop:
         monitor = loop.monitor
         if not wait_for(lambda: loop.finished() or monitor.diagnostics.get("state") == "ok", STARTUP_ALLOWANCE_S):
             raise RuntimeError(f"the policy did not start controlling in {STARTUP_ALLOWANCE_S:g} s; "
