@@ -292,6 +292,7 @@ class InvDynPolicyNode(Node):
     # ---- the control tick --------------------------------------------------------------------------------
     def _tick(self) -> None:
         started = time.perf_counter()
+        now_ns = self.get_clock().now().nanoseconds
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
         goal_reason, has_goal = self._goals.read(self._goal)
         reason = reason or goal_reason
@@ -307,7 +308,7 @@ class InvDynPolicyNode(Node):
                 command = self.policy.select_action(self._state, self._goal if has_goal else self._hold_goal)
             status = self.policy.status
         self._publish_command(command, stamp_ns)
-        self.stats.record(started, time.perf_counter())
+        self.stats.record(started, time.perf_counter(), (now_ns - stamp_ns) * 1e-9 if stamp_ns else np.nan)
         if not status.ok:
             self._window_safe_ticks += 1
             if len(self._window_faults) < MAX_REPORTED_FAULTS and status.reason not in self._window_faults:
@@ -358,7 +359,7 @@ class InvDynPolicyNode(Node):
         faults, safe_ticks = self._window_faults, self._window_safe_ticks
         self._window_faults, self._window_safe_ticks = [], 0
         self._window_ticks, self._window_started = ticks, now
-        status, latency = self.policy.status, self.stats.latency_ms()
+        status, latency, state_age = self.policy.status, self.stats.latency_ms(), self.stats.state_age_ms()
         if not status.ok:
             level, message = DiagnosticStatus.ERROR, f"safe command: {status.reason}"
         elif faults:
@@ -374,6 +375,8 @@ class InvDynPolicyNode(Node):
             "achieved_rate_hz": f"{rate:.2f}",
             "tick_latency_p50_ms": f"{latency['p50']:.3f}",
             "tick_latency_p99_ms": f"{latency['p99']:.3f}",
+            "state_age_p50_ms": f"{state_age['p50']:.3f}",
+            "state_age_p99_ms": f"{state_age['p99']:.3f}",
             "late_ticks": str(self.stats.late),
             "plan_latency_ms": f"{status.plan_seconds * 1e3:.1f}",
             "plan_age_ticks": str(status.plan_age_ticks),

@@ -84,6 +84,8 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
         ("commands received", str(stats.count), f"{expected:.0f}"),
         ("node tick latency p50 / p99 (ms)",
          f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
+        ("node: state age at tick p50 / p99 (ms)",
+         f"{diagnostics.get('state_age_p50_ms', '?')} / {diagnostics.get('state_age_p99_ms', '?')}", ""),
         ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
         ("plan latency, last (ms)", diagnostics.get("plan_latency_ms", "?"), ""),
     ]
