@@ -13,6 +13,7 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -33,15 +34,17 @@ class SimProbe(Node):
         super().__init__("sim_probe")
         self.lock = threading.Lock()
         self.states: list[tuple[int, list[str], np.ndarray, np.ndarray]] = []
+        self.arrivals_ns: list[int] = []  # each state's arrival here (the middleware's reception time)
         self.goals: list[list[float]] = []
         self.create_subscription(JointState, "/joint_states", self._on_state, 100)
         self.create_subscription(Float64MultiArray, "/invdyn_policy/goal", self._on_goal, 10)
         self.commands = self.create_publisher(Float64MultiArray, CONTROLLER_TOPIC, 10)
 
-    def _on_state(self, msg: JointState) -> None:
+    def _on_state(self, msg: JointState, info: MessageInfo) -> None:
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self.lock:
             self.states.append((stamp_ns, list(msg.name), np.array(msg.position), np.array(msg.velocity)))
+            self.arrivals_ns.append(info["received_timestamp"])
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         with self.lock:
@@ -90,10 +93,11 @@ def test_joint_states_come_every_physics_step_with_increasing_stamps(run_sim) ->
     probe.send([0.0, 0.0, 0.0])  # physics starts with the first command
     first = len(probe.states)
     wait_for(lambda: False, 1.0)
-    states = probe.states[first:]
+    states, arrivals = probe.states[first:], np.array(probe.arrivals_ns[first:])
     stamps = np.array([stamp for stamp, _, _, _ in states])
     assert len(states) >= 350, "about 500 Hz (one message per 2 ms physics step)"
     assert np.all(np.diff(stamps) > 0)
+    assert np.all(stamps <= arrivals), "a state is stamped with a moment that has come, never ahead of the clock"
     assert all(names == JOINTS for _, names, _, _ in states)
     assert not np.allclose(states[0][2], states[-1][2]), "the arm moves (falls) under zero torque"
 

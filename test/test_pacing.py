@@ -1,0 +1,62 @@
+"""The simulator's pacing: one step per punctual tick, catch-up after a late one, no state stamped ahead of the
+clock, time given up beyond the lag limit."""
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastpolicy_invdyn_ros.sim.pacing import StepPacer
+
+STEP = 2_000_000  # 2 ms
+
+
+def pacer() -> StepPacer:
+    return StepPacer(step_ns=STEP, max_catch_up=10, max_lag_ns=4_000_000)
+
+
+def run(pacer: StepPacer, tick_times_ns: list[int]) -> tuple[list[int], list[int]]:
+    """Steps per tick and every stamp, as arm_sim runs them."""
+    done, per_tick, stamps = 0, [], []
+    pacer.start(tick_times_ns[0], done)
+    for now in tick_times_ns[1:]:
+        steps = pacer.due(now, done)
+        for _ in range(steps):
+            done += 1
+            stamps.append(pacer.stamp_ns(done))
+            assert stamps[-1] <= now, "stamped ahead of the clock"
+        pacer.give_up_lag(now, done)
+        per_tick.append(steps)
+    return per_tick, stamps
+
+
+def test_punctual_ticks_with_jitter_run_one_step_each() -> None:
+    rng = np.random.default_rng(0)
+    ticks = [k * STEP + int(rng.uniform(0, 0.9) * STEP // 2) for k in range(1000)]
+    per_tick, stamps = run(pacer(), ticks)
+    assert set(per_tick) == {1}
+    assert np.all(np.diff(stamps) == STEP)
+
+
+def test_a_late_tick_catches_up_and_the_pace_returns() -> None:
+    # The tick due at 20 ms comes at 25 ms; the timer then goes on at 26, 28, ... (missed periods skipped).
+    ticks = [k * STEP for k in range(10)] + [25_000_000] + [k * STEP for k in range(13, 30)]
+    per_tick, stamps = run(pacer(), ticks)
+    assert per_tick[9] == 4, "the steps due at 19, 21, 23 and 25 ms run at once"
+    assert per_tick[10] == 0 and set(per_tick[11:]) == {1}
+    assert len(stamps) == 29 and np.all(np.diff(stamps) == STEP), "no step lost, none extra"
+
+
+def test_a_long_stall_gives_the_time_up_and_leaves_a_gap() -> None:
+    ticks = [k * STEP for k in range(10)] + [100 * STEP + k * STEP for k in range(10)]
+    per_tick, stamps = run(pacer(), ticks)
+    gaps = np.diff(stamps)
+    assert per_tick[9] == 10, "catch-up is bounded"
+    assert np.sum(gaps > STEP) == 1 and np.all(gaps >= STEP)
+    assert set(per_tick[10:]) == {1}, "then punctual again"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 30_000_000), min_size=2, max_size=200))
+def test_any_tick_times_never_stamp_ahead_and_always_advance(gaps_ns: list[int]) -> None:
+    ticks = list(np.cumsum(gaps_ns))
+    _, stamps = run(pacer(), ticks)
+    assert np.all(np.diff(stamps) >= STEP)
