@@ -14,44 +14,46 @@ def pacer() -> StepPacer:
 
 
 def run(pacer: StepPacer, tick_times_ns: list[int]) -> tuple[list[int], list[int]]:
-    """Steps per tick and every stamp, as arm_sim runs them."""
+    """Steps per tick and every stamp, as arm_sim runs them on a timer of period STEP started at 0."""
     done, per_tick, stamps = 0, [], []
-    pacer.start(tick_times_ns[0], done)
-    for now in tick_times_ns[1:]:
+    for now in tick_times_ns:
+        next_tick = (now // STEP + 1) * STEP  # the timer's next scheduled moment
+        if not per_tick:
+            pacer.start(next_tick - STEP, done)
         steps = pacer.due(now, done)
         for _ in range(steps):
             done += 1
             stamps.append(pacer.stamp_ns(done))
             assert stamps[-1] <= now, "stamped ahead of the clock"
-        pacer.give_up_lag(now, done)
+        pacer.give_up_lag(now, done, next_tick)
         per_tick.append(steps)
     return per_tick, stamps
 
 
-def test_punctual_ticks_with_jitter_run_one_step_each() -> None:
+def test_punctual_ticks_with_jitter_run_one_step_each_stamped_with_the_scheduled_moment() -> None:
     rng = np.random.default_rng(0)
-    ticks = [k * STEP + int(rng.uniform(0, 0.9) * STEP // 2) for k in range(1000)]
+    ticks = [k * STEP + int(rng.uniform(0, 0.95) * STEP) for k in range(1000)]
     per_tick, stamps = run(pacer(), ticks)
     assert set(per_tick) == {1}
-    assert np.all(np.diff(stamps) == STEP)
+    assert np.all(np.asarray(stamps) == np.arange(len(stamps)) * STEP), "each tick's own scheduled moment"
 
 
 def test_a_late_tick_catches_up_and_the_pace_returns() -> None:
     # The tick due at 20 ms comes at 25 ms; the timer then goes on at 26, 28, ... (missed periods skipped).
     ticks = [k * STEP for k in range(10)] + [25_000_000] + [k * STEP for k in range(13, 30)]
     per_tick, stamps = run(pacer(), ticks)
-    assert per_tick[9] == 4, "the steps due at 19, 21, 23 and 25 ms run at once"
-    assert per_tick[10] == 0 and set(per_tick[11:]) == {1}
-    assert len(stamps) == 29 and np.all(np.diff(stamps) == STEP), "no step lost, none extra"
+    assert per_tick[10] == 3, "the steps due at 20, 22 and 24 ms run at once"
+    assert set(per_tick[11:]) == {1}
+    assert len(stamps) == 30 and np.all(np.diff(stamps) == STEP), "no step lost, none extra"
 
 
 def test_a_long_stall_gives_the_time_up_and_leaves_a_gap() -> None:
     ticks = [k * STEP for k in range(10)] + [100 * STEP + k * STEP for k in range(10)]
     per_tick, stamps = run(pacer(), ticks)
     gaps = np.diff(stamps)
-    assert per_tick[9] == 10, "catch-up is bounded"
+    assert per_tick[10] == 10, "catch-up is bounded"
     assert np.sum(gaps > STEP) == 1 and np.all(gaps >= STEP)
-    assert set(per_tick[10:]) == {1}, "then punctual again"
+    assert set(per_tick[11:]) == {1}, "then punctual again"
 
 
 @settings(max_examples=200, deadline=None)

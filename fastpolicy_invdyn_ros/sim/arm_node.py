@@ -114,7 +114,7 @@ class ArmSimNode(Node):
         self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
         self.pacer = StepPacer(round(physics_dt / speed * 1e9), MAX_CATCH_UP_STEPS, round(MAX_LAG_S * 1e9))
         self.steps = 0  # physics steps run
-        self.create_timer(physics_dt / speed, self._step)
+        self._step_timer = self.create_timer(physics_dt / speed, self._step)
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
         apply_thread_priority(self, priority)
         self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
@@ -136,9 +136,10 @@ class ArmSimNode(Node):
         if not (self.commanded or not self.wait_for_command):
             self._publish_state(now_ns)
             return
-        if not self.running:  # physics starts now, and so does the first goal
+        next_tick_ns = now_ns + self._step_timer.time_until_next_call()
+        if not self.running:  # physics starts with this tick, and so does the first goal
             self.running = True
-            self.pacer.start(now_ns, self.steps)
+            self.pacer.start(next_tick_ns - self.pacer.step_ns, self.steps)
             self._publish_goal()
         for _ in range(self.pacer.due(now_ns, self.steps)):
             state = self.sim.step(self.command)
@@ -147,7 +148,7 @@ class ArmSimNode(Node):
                 self._goal_finished()
             self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
             self._publish_state(self.pacer.stamp_ns(self.steps))
-        self.pacer.give_up_lag(now_ns, self.steps)
+        self.pacer.give_up_lag(now_ns, self.steps, next_tick_ns)
 
     def _publish_state(self, stamp_ns: int) -> None:
         data = self.sim.data

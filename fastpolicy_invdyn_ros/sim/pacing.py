@@ -24,10 +24,10 @@ class StepPacer:
     origin_ns: int = 0
     """The clock's moment of step 0; moved ahead by any time given up."""
 
-    def start(self, now_ns: int, steps_done: int) -> None:
-        """Let the state after ``steps_done`` steps stand for half a step before now: the next step is due
-        half a period from now, so ticks jittering by less than that each find exactly one step due."""
-        self.origin_ns = now_ns - self.step_ns // 2 - steps_done * self.step_ns
+    def start(self, next_step_ns: int, steps_done: int) -> None:
+        """Let the next step stand for the moment ``next_step_ns``: a timer tick's scheduled moment (ticks
+        come at or after it, so each punctual tick finds exactly one step due)."""
+        self.origin_ns = next_step_ns - (steps_done + 1) * self.step_ns
 
     def stamp_ns(self, steps_done: int) -> int:
         """The clock's moment the state after ``steps_done`` steps stands for."""
@@ -37,9 +37,9 @@ class StepPacer:
         """Steps to run now (at most ``max_catch_up``); none stands for a moment still to come."""
         return max(0, min(self.max_catch_up, (now_ns - self.origin_ns) // self.step_ns - steps_done))
 
-    def give_up_lag(self, now_ns: int, steps_done: int) -> bool:
-        """After this tick's steps: restart the pacing at now if more than ``max_lag_ns`` behind."""
+    def give_up_lag(self, now_ns: int, steps_done: int, next_step_ns: int) -> bool:
+        """After a tick's steps: if more than ``max_lag_ns`` behind, give the time up and ``start`` again."""
         if now_ns - self.stamp_ns(steps_done) <= self.max_lag_ns:
             return False
-        self.start(now_ns, steps_done)
+        self.start(next_step_ns, steps_done)
         return True
