@@ -6,9 +6,10 @@ One physics step per timer tick (2 ms, real time by default), paced against the 
 (``sim.pacing``). After every step it publishes ``/joint_states`` stamped with the moment the
 simulated time stands for, so that states stamped 10 ms apart are always 10 ms of physics apart,
 even when a busy machine delays a tick and the simulation catches up several steps at once; a
-step runs only once its moment has come, so no state is stamped ahead of the clock. It applies the last good command received on
-``/forward_command_controller/commands`` (zero-order hold, as the controller does). It can also
-send a seeded sequence of random reachable goals and report how each went.
+step runs only once its moment has come, so no state is stamped ahead of the clock. It applies
+the last good command received on ``/forward_command_controller/commands`` (zero-order hold, as
+the controller does). It can also send a seeded sequence of random reachable goals and report
+how each went.
 """
 from __future__ import annotations
 
