@@ -76,12 +76,17 @@ def percentiles_ms(durations_s: np.ndarray | list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
 
 
-def measure_latency(call: Callable[[], object], iterations: int, warmup: int = 20) -> np.ndarray:
-    """Wall-clock durations (seconds) of ``iterations`` calls after ``warmup`` untimed ones."""
+def measure_latency(call: Callable[[], object], iterations: int, warmup: int = 20,
+                    period_s: float = 0.0) -> np.ndarray:
+    """Wall-clock durations (seconds) of ``iterations`` calls after ``warmup`` untimed ones; the timed
+    calls start ``period_s`` apart, as from a timer (0: back to back)."""
     for _ in range(warmup):
         call()
     durations = np.empty(iterations)
+    next_start = time.perf_counter()
     for i in range(iterations):
+        next_start += period_s
+        time.sleep(max(0.0, next_start - time.perf_counter()))
         started = time.perf_counter()
         call()
         durations[i] = time.perf_counter() - started

@@ -1,8 +1,10 @@
 """Metrics against cases whose answers are known."""
+import time
+
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.metrics import action_mse, action_sparc, percentiles_ms, rms_jerk, sparc
+from fastpolicy_invdyn_ros.metrics import action_mse, action_sparc, measure_latency, percentiles_ms, rms_jerk, sparc
 
 
 def test_action_mse_is_one_for_predicting_the_mean():
@@ -43,3 +45,11 @@ def test_action_sparc_penalizes_noisy_commands():
 def test_percentiles_are_in_milliseconds():
     result = percentiles_ms(np.full(100, 0.002))
     assert result["p50"] == pytest.approx(2.0) and result["p99"] == pytest.approx(2.0)
+
+
+def test_paced_calls_start_a_period_apart_and_time_only_the_call() -> None:
+    starts: list[float] = []
+    durations = measure_latency(lambda: starts.append(time.perf_counter()), 20, warmup=0, period_s=0.005)
+    assert len(durations) == 20 and np.all(durations < 0.005)
+    assert np.all(np.array(starts) - starts[0] >= 0.005 * np.arange(20) - 1e-4), "never before the schedule"
+    assert np.median(np.diff(starts)) == pytest.approx(0.005, abs=0.002)
