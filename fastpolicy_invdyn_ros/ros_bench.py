@@ -5,8 +5,10 @@
 arm_sim (500 Hz physics, /joint_states every step, a stream of random goals so the arm keeps
 moving) and invdyn_policy run as separate processes, as in the demo; this process receives the
 policy's ``command_stamped``. It measures the state-to-command latency (arrival of the command
-here minus the stamp of the joint state it was computed from), the achieved command rate and the
-ticks late by more than one period, and prints them with the node's own diagnostics.
+here minus the stamp of the joint state it was computed from) and its part up to the command's
+send, the achieved command rate and the ticks late by more than one period, and prints them with
+the node's own diagnostics (tick time, the age of the state each tick used). Like a controller
+manager, this receiving end runs SCHED_FIFO by default (``--monitor_priority``).
 """
 from __future__ import annotations
 
