@@ -4,8 +4,9 @@ The same planner network is sampled three ways: few-step DDIM from a warm start 
 policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
 ticks between plans: inverse dynamics on every sampled next state, averaging, smoothing; timed
-back to back, and once per control period as the node runs it (on this 2-core VM a tick after
-10 ms of idling is two to three times slower than one right after another: the rows show both).
+back to back, and once per control period as the node runs it (on a VM on a shared host a tick
+10 ms after the last is two to three times slower than one right after another, and the floor
+rows, one tiny op timed both ways, show whether the machine is such a one).
 """
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def time_ticks(policy: Policy, states: np.ndarray, goal: np.ndarray, iterations:
 
 
 def time_floor(period_s: float, iterations: int) -> dict[str, float]:
-    """The machine's floor for any tick: one tiny PyTorch op. On a VM whose idle core is lent to others,
-    even it is several times slower once per control period than back to back."""
+    """The machine's floor for any tick: one tiny PyTorch op. On a VM on a shared host even it is many
+    times slower once per control period than back to back (caches cold after other guests ran)."""
     values = torch.zeros(6)
     return percentiles_ms(measure_latency(lambda: torch.add(values, 1.0), iterations, period_s=period_s))
 
