@@ -29,7 +29,7 @@ from sensor_msgs.msg import JointState
 
 from .metrics import percentiles_ms, rms_jerk
 from .paths import PACKAGE, share_path
-from .realtime import set_fifo_priority
+from .ros_common import apply_thread_priority
 
 CONTROLLER_TOPIC = "/forward_command_controller/commands"
 """Where the policy's ``~/commands`` go: the ros2_control forward_command_controller's input."""
@@ -226,11 +226,7 @@ def closed_loop(log_dir: Path, policy_overrides: dict[str, object], sim_override
     executor.add_node(monitor)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    if monitor_priority:
-        try:
-            set_fifo_priority(monitor_priority)
-        except OSError as error:
-            print(f"monitor: no real-time priority ({error.strerror}); arrival times may be late", file=sys.stderr)
+    apply_thread_priority(monitor, monitor_priority)
     try:
         yield ClosedLoop(monitor, sim, policy, domain, log_dir)
     finally:

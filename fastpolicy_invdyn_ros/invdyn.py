@@ -141,9 +141,7 @@ class SeqInvDynamic(InvDynamic):
         self.head = nn.Sequential(nn.Linear(g, h), nn.ReLU(), nn.Linear(h, config.action_dim))
 
     def forward(self, history: torch.Tensor, next_state: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
-        sequence = torch.cat([history[:, -self.config.seq_length :], next_state[:, None]], dim=1)
-        _, last_hidden = self.gru(sequence)
-        return self.head(last_hidden[-1])
+        return self.forward_samples(history, next_state[:, None], temperature)[:, 0]
 
     def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
         hidden = encode_shared_history(self.gru, history[:, -self.config.seq_length :], next_states)
@@ -221,9 +219,8 @@ class EnhancedInvDynamic(InvDynamic):
         return mean, log_std
 
     def _pair_features(self, history: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
-        sequence = torch.cat([history[:, -self.config.seq_length :], next_state[:, None]], dim=1)
-        _, last_hidden = self.encoder(sequence)
-        return self.features(history[:, -1], next_state, last_hidden[-1])
+        hidden = encode_shared_history(self.encoder, history[:, -self.config.seq_length :], next_state[:, None])
+        return self.features(history[:, -1], next_state, hidden)
 
     def _sample(self, features: torch.Tensor, temperature: float) -> torch.Tensor:
         mean, log_std = self._heads(features)
