@@ -40,7 +40,7 @@ models: data/demos.npz
 	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/demos.npz --model_type planner --output_dir outputs/models \
 		--steps 5000 --batch_size 256 --lr 1e-3 --no-progress
 	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/demos.npz --model_type enhanced --output_dir outputs/models \
-		--steps 5000 --batch_size 256 --lr 3e-4 --no-progress
+		--steps 20000 --batch_size 256 --lr 3e-4 --hidden_dim 256 --num_layers 2 --gru_hidden_dim 64 --no-progress
 	cp outputs/models/planner_final.pth outputs/models/invdyn_enhanced_final.pth models/
 
 ## The test suite (what CI runs).

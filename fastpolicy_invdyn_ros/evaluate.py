@@ -20,6 +20,7 @@ from tqdm import tqdm
 from . import cli
 from .checkpoint import load_invdyn, load_planner
 from .device import select_device
+from .invdyn import InvDynamic
 from .metrics import action_sparc, percentiles_ms, rms_jerk
 from .paths import share_path
 from .policy import Policy, PolicyConfig
@@ -137,6 +138,10 @@ def format_table(rows: list[ControllerResult]) -> str:
     return "\n".join(lines)
 
 
+def model_kind(invdyn: InvDynamic) -> str:
+    return f"{invdyn.config.model_type}{'_prob' if invdyn.config.use_probabilistic else ''}"
+
+
 def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     torch.set_num_threads(1)  # as in the node: tick and planner each on one core
     device = select_device(config.device)
@@ -155,8 +160,11 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
 
     planner = load_planner(config.planner, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
     smoothing = SmootherConfig(config.smoothing, config.cutoff_hz, config.slew_rate)
-    for invdyn_path in config.invdyn:
-        invdyn = load_invdyn(invdyn_path, device, state_dim=sim.state_dim, action_dim=sim.action_dim)
+    models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in config.invdyn]
+    kinds = [model_kind(invdyn) for invdyn in models]
+    for invdyn_path, invdyn, kind in zip(config.invdyn, models, kinds):
+        # Several models of one kind are told apart by their directory.
+        label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
         for sampler in config.samplers:
             policy_config = PolicyConfig(
                 temperature=config.temperature, use_probabilistic_sampling=config.temperature > 0,
@@ -165,7 +173,7 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
             )
             policy = Policy(planner, invdyn, policy_config, -sim.torque_limit, sim.torque_limit, sim.dt)
             controller = PolicyController(policy)
-            name = f"{invdyn.config.model_type}{'_prob' if invdyn.config.use_probabilistic else ''}+{sampler}"
+            name = f"{label}+{sampler}"
             records = run_controller(sim, controller, tasks, steps, name)
             rows.append(summarize_controller(name, records, sim.dt, controller.tick_seconds, controller.plan_seconds))
             plot_episode(output_dir / f"{name}.png", records[0], sim.dt, sim.joint_names, name)

@@ -234,7 +234,7 @@ class EnhancedInvDynamic(InvDynamic):
     def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
         batch, num_samples, state_dim = next_states.shape
         hidden = encode_shared_history(self.encoder, history[:, -self.config.seq_length :], next_states)
-        current = history[:, -1].repeat_interleave(num_samples, 0)
+        current = history[:, -1:].expand(-1, num_samples, -1).reshape(batch * num_samples, state_dim)
         features = self.features(current, next_states.reshape(batch * num_samples, state_dim), hidden)
         return self._sample(features, temperature).reshape(batch, num_samples, -1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -56,6 +56,7 @@ class TrainConfig:
     seq_length: int = cli.option(3, "states in the inverse dynamics history (sequence models)")
     hidden_dim: int = cli.option(512, "hidden width of the inverse dynamics MLP layers")
     num_layers: int = cli.option(4, "trunk depth of the enhanced model")
+    gru_hidden_dim: int = cli.option(256, "hidden size of the GRU sequence encoder (seq and enhanced models)")
     dropout: float = cli.option(0.1, "dropout in the enhanced model's trunk")
     horizon: int = cli.option(16, "planner: number of future states planned")
     n_obs_steps: int = cli.option(2, "planner: number of recent states it is conditioned on")
@@ -85,6 +86,29 @@ class TrainConfig:
     def stem(self) -> str:
         """File name stem of the checkpoints, as the seed names them."""
         return "planner" if self.model_type == "planner" else f"invdyn_{self.model_type}"
+
+    @property
+    def kind(self) -> str:
+        """The checkpoint kind of the model: ``planner`` or ``invdyn``."""
+        return "planner" if self.model_type == "planner" else "invdyn"
+
+
+ARCHITECTURE_OPTIONS = {
+    "invdyn": {"seq_length": "seq_length", "hidden_dim": "hidden_dim", "num_layers": "num_layers",
+               "gru_hidden_dim": "gru_hidden_dim", "dropout": "dropout", "probabilistic": "use_probabilistic"},
+    "planner": {"horizon": "horizon", "n_obs_steps": "n_obs_steps"},
+}
+"""Per checkpoint kind: the trainer options that set the model's architecture -> its config field."""
+
+
+def architecture(config: TrainConfig) -> dict:
+    return {option: getattr(config, option) for option in ARCHITECTURE_OPTIONS[config.kind]}
+
+
+def with_architecture_of(config: TrainConfig, model_config: dict) -> TrainConfig:
+    """``config`` with the architecture options a checkpoint's model was built with (fine-tuning)."""
+    return replace(config, **{option: model_config[field] for option, field in ARCHITECTURE_OPTIONS[config.kind].items()
+                              if field in model_config})
 
 
 @dataclass
@@ -125,8 +149,8 @@ def load_training_data(npz_paths: list[str], bag_paths: list[str] = (), bag_conf
     )
 
 
-def build_model(config: TrainConfig, episodes: Episodes) -> tuple[nn.Module, str, dict]:
-    """The model to train, its checkpoint kind and its config as plain values."""
+def build_model(config: TrainConfig, episodes: Episodes) -> tuple[nn.Module, dict]:
+    """The model to train and its config as plain values."""
     if config.model_type == "planner":
         planner_config = PlannerConfig(
             state_dim=episodes.state_dim,
@@ -134,7 +158,7 @@ def build_model(config: TrainConfig, episodes: Episodes) -> tuple[nn.Module, str
             horizon=config.horizon,
             n_obs_steps=config.n_obs_steps,
         )
-        return DiffusionPlanner(planner_config), "planner", planner_config.to_dict()
+        return DiffusionPlanner(planner_config), planner_config.to_dict()
     invdyn_config = InvDynConfig(
         model_type=config.model_type,
         state_dim=episodes.state_dim,
@@ -142,10 +166,11 @@ def build_model(config: TrainConfig, episodes: Episodes) -> tuple[nn.Module, str
         seq_length=config.seq_length,
         hidden_dim=config.hidden_dim,
         num_layers=config.num_layers,
+        gru_hidden_dim=config.gru_hidden_dim,
         dropout=config.dropout,
         use_probabilistic=config.probabilistic,
     )
-    return build_invdyn(invdyn_config), "invdyn", invdyn_config.to_dict()
+    return build_invdyn(invdyn_config), invdyn_config.to_dict()
 
 
 def make_windows(config: TrainConfig, episodes: Episodes, normalizer: Normalizer, device: torch.device) -> Batch:
@@ -313,13 +338,18 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
                                goal_topic=config.goal_topic or None, joint_names=config.joint_names)
     episodes = load_training_data(config.data, config.bag, bag_config, verbose=job.is_main)
     train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
-    model, kind, model_config = build_model(config, train_episodes)
+    init = read_checkpoint(config.init_from, kind=config.kind) if config.init_from else None
+    if init is not None:
+        config = with_architecture_of(config, init["config"])
+        if job.is_main:
+            print(f"fine-tuning {config.init_from}: its architecture {architecture(config)} replaces the options")
+    kind = config.kind
+    model, model_config = build_model(config, train_episodes)
     normalizer = Normalizer.fit(train_episodes)
     if kind == "planner":
         normalizer = normalizer.with_plan_statistics(planner_windows(train_episodes, config.n_obs_steps, config.horizon))
-    if config.init_from:
+    if init is not None:
         # Fine-tuning keeps the normalizer the weights were trained with.
-        init = read_checkpoint(config.init_from, kind=kind)
         check_config(config.init_from, init["config"], **model_config)
         model.load_state_dict(init["state_dict"])
         normalizer = Normalizer.from_state_dict(init["normalizer"])

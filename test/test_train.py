@@ -74,12 +74,17 @@ def test_a_converted_model_trains_further(demos_path, tmp_path):
     converted = tmp_path / "converted.pth"
     convert_to_enhanced_invdyn(source.final_path, state_dim=6, action_dim=3, output_path=converted)
     tuned = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "tuned"), init_from=str(converted),
-                              steps=300, lr=1e-3, hidden_dim=128, num_layers=4, batch_size=128, progress=False))
+                              steps=300, lr=1e-3, batch_size=128, progress=False))
     assert tuned.val_metric < 0.2
 
 
-def test_init_from_a_different_architecture_is_refused(demos_path, tmp_path):
+def test_init_from_takes_the_checkpoints_architecture_and_refuses_another_model_type(demos_path, tmp_path):
     source = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path), steps=5, **SMALL))
-    with pytest.raises(ValueError, match="hidden_dim=128 \\(expected 64\\)"):
+    # Fine-tuning needs no architecture options: the checkpoint's win over the defaults (512 x 4 here).
+    tuned = train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "tuned"),
+                              init_from=str(source.final_path), steps=5, progress=False))
+    config = read_checkpoint(tuned.final_path)["config"]
+    assert (config["hidden_dim"], config["num_layers"]) == (SMALL["hidden_dim"], SMALL["num_layers"])
+    with pytest.raises(ValueError, match="model_type='enhanced' \\(expected 'mlp'\\)"):
         train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "other"), init_from=str(source.final_path),
-                          steps=5, hidden_dim=64, num_layers=2, progress=False))
+                          model_type="mlp", steps=5, progress=False))
