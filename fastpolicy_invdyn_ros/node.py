@@ -26,6 +26,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 
@@ -40,6 +41,7 @@ from .policy import SAFE_MODES, Plan, Planning, PlanWorker, Policy, PolicyConfig
 from .ros_common import (MultiThreadedExecutor, apply_thread_priority, declare_thread_priority, describe, init,
                           run_node)
 from .smoothing import SmootherConfig
+from .tick_phase import TickPhase
 from .tick_stats import TickStats
 
 NODE_NAME = "invdyn_policy"
@@ -129,6 +131,10 @@ class InvDynPolicyNode(Node):
         self.plan_in_process = declare("plan_in_process", True, describe(
             "Plan in a child process (true) or a thread of this one (false: it competes with the tick for "
             "Python's interpreter lock)", read_only=True)).value
+        self.align_tick = declare("align_tick_to_state", True, describe(
+            "Shift the tick timer's phase once in a while so ticks start just after a joint state arrives: the "
+            "state each tick reads is up to one state period younger (needs the states stamped on this clock)",
+            read_only=True)).value
         self.planner_path = planner_path
         try:
             device = select_device(device_name)
@@ -255,6 +261,10 @@ class InvDynPolicyNode(Node):
         self._window_faults: list[str] = []  # distinct fault reasons since the last diagnostics (a few)
         self._window_safe_ticks, self._window_ticks, self._window_started = 0, 0, time.perf_counter()
         self.stats = TickStats(1.0 / self.rate_hz, max(100, int(LATENCY_WINDOW_S * self.rate_hz)))
+        self._period_ns = round(1e9 / self.rate_hz)
+        self.phase = TickPhase(self._period_ns)
+        self._phase_shifts = 0
+        self._shift_ns = 0  # the timer's period is longer by this until the next tick restores it
 
         # Preallocated messages: the tick only copies numbers into their arrays (through numpy views).
         self._command_msg = Float64MultiArray(data=[0.0] * num_joints)
@@ -280,11 +290,13 @@ class InvDynPolicyNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=group())
-        self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group())
+        self._tick_timer = self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group())
 
-    def _on_joint_state(self, msg: JointState) -> None:
+    def _on_joint_state(self, msg: JointState, info: MessageInfo) -> None:
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self._joints.update(msg.name, msg.position, msg.velocity, stamp_ns, time.monotonic())
+        # The middleware's arrival time: this callback may run later, behind the tick.
+        self.phase.on_state(stamp_ns, info["received_timestamp"])
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)
@@ -293,6 +305,11 @@ class InvDynPolicyNode(Node):
     def _tick(self) -> None:
         started = time.perf_counter()
         now_ns = self.get_clock().now().nanoseconds
+        # When this tick was due: its start may wait for a callback (a joint state's, often).
+        due_ns = now_ns + self._tick_timer.time_until_next_call() - (self._period_ns + self._shift_ns)
+        if self._shift_ns:  # the one longer period that shifts the phase has begun
+            self._tick_timer.timer_period_ns = self._period_ns
+            self._shift_ns = 0
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
         goal_reason, has_goal = self._goals.read(self._goal)
         reason = reason or goal_reason
@@ -309,6 +326,8 @@ class InvDynPolicyNode(Node):
             status = self.policy.status
         self._publish_command(command, stamp_ns)
         self.stats.record(started, time.perf_counter(), (now_ns - stamp_ns) * 1e-9 if stamp_ns else np.nan)
+        if stamp_ns:
+            self.phase.on_tick(due_ns - stamp_ns)
         if not status.ok:
             self._window_safe_ticks += 1
             if len(self._window_faults) < MAX_REPORTED_FAULTS and status.reason not in self._window_faults:
@@ -351,8 +370,19 @@ class InvDynPolicyNode(Node):
             self.policy.configure(self.config)
         self.get_logger().info(f"parameters set: {', '.join(f'{p.name}={p.value}' for p in parameters)}")
 
+    def _align_tick(self) -> None:
+        """Make the next-but-one tick period longer by the shift the phase asks for (the tick restores it)."""
+        shift_ns = self.phase.shift_ns()
+        if shift_ns and not self._shift_ns:
+            self._tick_timer.timer_period_ns = self._period_ns + shift_ns
+            self._shift_ns = shift_ns
+            self._phase_shifts += 1
+            self.phase.restart_ticks()
+
     # ---- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        if self.align_tick:
+            self._align_tick()
         now = time.perf_counter()
         ticks = self.stats.count
         rate = (ticks - self._window_ticks) / (now - self._window_started)
@@ -378,6 +408,7 @@ class InvDynPolicyNode(Node):
             "state_age_p50_ms": f"{state_age['p50']:.3f}",
             "state_age_p99_ms": f"{state_age['p99']:.3f}",
             "late_ticks": str(self.stats.late),
+            "tick_phase_shifts": str(self._phase_shifts),
             "plan_latency_ms": f"{status.plan_seconds * 1e3:.1f}",
             "plan_age_ticks": str(status.plan_age_ticks),
             "safe_mode": self.config.safe_mode,

@@ -89,6 +89,7 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
         ("node: state age at tick p50 / p99 (ms)",
          f"{diagnostics.get('state_age_p50_ms', '?')} / {diagnostics.get('state_age_p99_ms', '?')}", ""),
         ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
+        ("node tick phase shifts since start", diagnostics.get("tick_phase_shifts", "?"), ""),
         ("plan latency, last (ms)", diagnostics.get("plan_latency_ms", "?"), ""),
     ]
     print(f"ros_bench: invdyn_policy at {options.rate_hz:g} Hz over DDS, arm_sim at 500 Hz in another process, "

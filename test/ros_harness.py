@@ -1,12 +1,13 @@
 """A fake robot for the node tests: publishes joint states, records the policy's commands and diagnostics.
 
 It runs in the test process, in the same private ROS domain as the node under test, spun by a
-background executor. Joint states go out from a timer at 250 Hz; ``corrupt`` turns each good
+background executor. Joint states go out from a timer at 100 Hz; ``corrupt`` turns each good
 message into a bad one (or None: publish nothing) for the bad-input tests.
 """
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from std_msgs.msg import Float64MultiArray
 JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch"]
 POSITIONS = [0.3, -0.4, 0.8]
 VELOCITIES = [0.05, -0.1, 0.2]
-STATE_PERIOD_S = 0.004
+STATE_PERIOD_S = 0.01  # the tick's rate, as from a 100 Hz driver
 
 Corruption = Callable[[JointState, int], JointState | None]
 
@@ -49,9 +50,20 @@ class FakeRobot(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_subscription(Float64MultiArray, f"/{policy_name}/planned_states", self.plans.append, 10)
         self.parameters = AsyncParameterClient(self, policy_name)
-        self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._state_timer = self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self._phase_jump_ns = 0
+
+    def jump_state_phase(self, seconds: float) -> None:
+        """Make one state period ``seconds`` longer: the stream's phase moves by that much for good."""
+        self._phase_jump_ns = round(seconds * 1e9)
 
     def _publish_state(self) -> None:
+        # A period set here applies to the interval after the next one (rcl computed the next call already).
+        if self._state_timer.timer_period_ns != round(STATE_PERIOD_S * 1e9):
+            self._state_timer.timer_period_ns = round(STATE_PERIOD_S * 1e9)
+        elif self._phase_jump_ns:
+            self._state_timer.timer_period_ns = round(STATE_PERIOD_S * 1e9) + self._phase_jump_ns
+            self._phase_jump_ns = 0
         msg = JointState(name=[JOINTS[i] for i in self.order], position=[self.positions[i] for i in self.order],
                          velocity=[self.velocities[i] for i in self.order])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -86,6 +98,12 @@ class FakeRobot(Node):
         with self._lock:
             return list(self.diagnostics[index:])
 
+    def diagnostic_value(self, key: str) -> str | None:
+        """The value of ``key`` in the newest diagnostics (None before any)."""
+        with self._lock:
+            values = {value.key: value.value for value in self.diagnostics[-1].values} if self.diagnostics else {}
+        return values.get(key)
+
     def set_remote(self, **values: object) -> list:
         """Set parameters through the node's SetParameters service (what ``ros2 param set`` calls)."""
         future = self.parameters.set_parameters([Parameter(name, value=value) for name, value in values.items()])
@@ -117,6 +135,9 @@ class RobotSession:
     """rclpy in this process with a ``FakeRobot`` spinning in a background thread."""
 
     def __init__(self) -> None:
+        # The test thread must not hold the interpreter lock for long between a state's stamp and its
+        # publication (default 5 ms): a robot driver publishes what it stamps at once.
+        sys.setswitchinterval(0.0005)
         rclpy.init()
         self.robot = FakeRobot()
         self._executor = SingleThreadedExecutor()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from ros_harness import JOINTS, POSITIONS, FakeRobot, RobotSession, diagnostic_text, is_safe
+from ros_harness import JOINTS, POSITIONS, STATE_PERIOD_S, FakeRobot, RobotSession, diagnostic_text, is_safe
 
 from fastpolicy_invdyn_ros.closed_loop import (policy_command, private_domain_id, ros_environment, start, stop,
                                                use_domain, wait_for)
@@ -84,6 +84,16 @@ def test_commands_arrive_at_the_configured_rate(healthy: FakeRobot) -> None:
     commands = healthy.collect(2.0)
     assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
     assert commands.shape[1] == len(JOINTS)
+
+
+def test_the_tick_follows_a_jump_of_the_state_streams_phase_and_keeps_its_rate(healthy: FakeRobot) -> None:
+    """``align_tick_to_state``: after the states come half a period later, the tick's phase moves after them."""
+    assert wait_for(lambda: healthy.diagnostic_value("tick_phase_shifts") is not None, 3.0)
+    shifts = int(healthy.diagnostic_value("tick_phase_shifts"))
+    healthy.jump_state_phase(STATE_PERIOD_S / 2)  # out of any tolerance: the tick must move
+    assert wait_for(lambda: int(healthy.diagnostic_value("tick_phase_shifts")) > shifts, 5.0)
+    commands = healthy.collect(2.0)
+    assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
 
 
 def test_each_new_plan_is_published_as_the_mean_plan_with_its_layout(healthy: FakeRobot) -> None:

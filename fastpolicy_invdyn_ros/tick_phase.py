@@ -1,0 +1,87 @@
+"""Keeps a timer-driven control tick just after the joint state it needs arrives. Imports no ROS module.
+
+The tick reads the newest state of a stream whose period divides the tick's (500 Hz from a robot
+driver, 100 Hz ticks; or the same rate). Where the tick falls within the stream's period decides
+how old that state is: from the transport delay up to the transport delay plus one stream
+period, and it stays there for as long as both run at their rates. ``TickPhase`` measures the
+stream's period, the transport delay (arrival minus stamp) and the phase of the ticks, and says
+how much later the tick should come to fall just after the states arrive; the node makes one
+timer period that much longer. When the periods do not divide, the tick's phase wanders and
+nothing is proposed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MARGIN_NS = 200_000
+"""Aim this long after the transport delay's p99, so a slow state is still waited for."""
+EARLY_TOLERANCE_NS = MARGIN_NS
+"""A tick this little before its aim is left alone: it still starts after the transport's p99."""
+LATE_TOLERANCE_NS = 500_000
+"""A tick this little after its aim is left alone: its state is at most this much older than it could be.
+The tolerances keep the phase still while the transport's p99 moves with the machine's load."""
+MIN_CONCENTRATION = 0.8
+"""Mean resultant length of the ticks' phases below which they wander (periods not commensurate)."""
+MIN_TICKS = 50
+MIN_STATES = 100
+
+
+class TickPhase:
+    """Recent states' stamps and arrivals, and recent ticks' state ages, in preallocated rings.
+
+    ``on_state`` (per message) and ``on_tick`` (per tick) do fixed work; ``shift_ns`` is for a low
+    rate (diagnostics). Stamps and arrival times must come from the same clock; when they do not
+    (transport delays negative or longer than a period) no shift is proposed.
+    """
+
+    def __init__(self, tick_period_ns: int, state_capacity: int = 1000, tick_capacity: int = 200) -> None:
+        self.tick_period_ns = tick_period_ns
+        self._transport_ns = np.full(state_capacity, np.nan)
+        self._stamp_steps_ns = np.full(state_capacity, np.nan)
+        self._ages_ns = np.full(tick_capacity, np.nan)
+        self._states = 0
+        self._ticks = 0
+        self._last_stamp_ns = -1
+
+    def on_state(self, stamp_ns: int, arrival_ns: int) -> None:
+        """A joint state message: its stamp and when it arrived (the clock of the stamps)."""
+        slot = self._states % len(self._transport_ns)
+        self._transport_ns[slot] = arrival_ns - stamp_ns
+        self._stamp_steps_ns[slot] = stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan
+        self._last_stamp_ns = stamp_ns
+        self._states += 1
+
+    def on_tick(self, state_age_ns: int) -> None:
+        """A tick: when it was due (its timer's time, not its start) minus the stamp of the newest state it read."""
+        self._ages_ns[self._ticks % len(self._ages_ns)] = state_age_ns
+        self._ticks += 1
+
+    def restart_ticks(self) -> None:
+        """Forget the ticks' phases (after a shift they are out of date)."""
+        self._ages_ns[:] = np.nan
+        self._ticks = 0
+
+    def shift_ns(self) -> int:
+        """How much longer to make one tick period so the ticks fall just after the states arrive (0: leave it)."""
+        ages, transport = _recorded(self._ages_ns), _recorded(self._transport_ns)
+        steps = _recorded(self._stamp_steps_ns)
+        if len(ages) < MIN_TICKS or len(transport) < MIN_STATES:
+            return 0
+        period = float(np.median(steps))
+        low, high = np.percentile(transport, [1, 99])
+        if not period > 0.0 or low < 0.0 or high >= period:
+            return 0  # stamps on another clock, or arrivals spread over a whole period
+        mean = np.mean(np.exp(2j * math.pi * ages / period))
+        if abs(mean) < MIN_CONCENTRATION:
+            return 0  # the tick's period is not a whole number of state periods: its phase wanders
+        phase = (np.angle(mean) / (2.0 * math.pi)) * period
+        past_aim = (phase - (high + MARGIN_NS)) % period
+        if past_aim <= LATE_TOLERANCE_NS or past_aim >= period - EARLY_TOLERANCE_NS:
+            return 0
+        return int(period - past_aim)
+
+
+def _recorded(ring: np.ndarray) -> np.ndarray:
+    return ring[np.isfinite(ring)]
