@@ -295,8 +295,8 @@ class InvDynPolicyNode(Node):
     def _on_joint_state(self, msg: JointState, info: MessageInfo) -> None:
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self._joints.update(msg.name, msg.position, msg.velocity, stamp_ns, time.monotonic())
-        # The middleware's arrival time: this callback may run later, behind the tick.
-        self.phase.on_state(stamp_ns, info["received_timestamp"])
+        # The middleware's arrival time (system clock, as time_ns): this callback may run later, behind the tick.
+        self.phase.on_state(stamp_ns, info["received_timestamp"], time.time_ns())
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)

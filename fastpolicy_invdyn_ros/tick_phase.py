@@ -4,9 +4,10 @@ The tick reads the newest state of a stream whose period divides the tick's (500
 driver, 100 Hz ticks; or the same rate). Where the tick falls within the stream's period decides
 how old that state is: from the transport delay up to the transport delay plus one stream
 period, and it stays there for as long as both run at their rates. ``TickPhase`` measures the
-stream's period, the transport delay (arrival minus stamp) and the phase of the ticks, and says
-how much later the tick should come to fall just after the states arrive; the node makes one
-timer period that much longer. When the periods do not divide, the tick's phase wanders and
+stream's period, the transport delay (arrival minus stamp), the time the executor takes to hand a
+state to the tick (its callback's end minus the arrival) and the phase of the ticks, and says how
+much later the tick should come to fall due just after the states are handed over; the node makes
+one timer period that much longer. A tick due earlier would wait for that callback anyway. When the periods do not divide, the tick's phase wanders and
 nothing is proposed.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import numpy as np
 
 MARGIN_NS = 200_000
-"""Aim this long after the transport delay's p99, so a slow state is still waited for."""
+"""Aim this long after a state's usual hand-over, so a slow one is still waited for."""
 EARLY_TOLERANCE_NS = MARGIN_NS
 """A tick this little before its aim is left alone: it still starts after the transport's p99."""
 LATE_TOLERANCE_NS = 500_000
@@ -39,16 +40,18 @@ class TickPhase:
     def __init__(self, tick_period_ns: int, state_capacity: int = 1000, tick_capacity: int = 200) -> None:
         self.tick_period_ns = tick_period_ns
         self._transport_ns = np.full(state_capacity, np.nan)
+        self._handover_ns = np.full(state_capacity, np.nan)
         self._stamp_steps_ns = np.full(state_capacity, np.nan)
         self._ages_ns = np.full(tick_capacity, np.nan)
         self._states = 0
         self._ticks = 0
         self._last_stamp_ns = -1
 
-    def on_state(self, stamp_ns: int, arrival_ns: int) -> None:
-        """A joint state message: its stamp and when it arrived (the clock of the stamps)."""
+    def on_state(self, stamp_ns: int, arrival_ns: int, handled_ns: int) -> None:
+        """A joint state message: its stamp, when it arrived and when its callback ended (the stamps' clock)."""
         slot = self._states % len(self._transport_ns)
         self._transport_ns[slot] = arrival_ns - stamp_ns
+        self._handover_ns[slot] = handled_ns - arrival_ns
         self._stamp_steps_ns[slot] = stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan
         self._last_stamp_ns = stamp_ns
         self._states += 1
@@ -64,7 +67,7 @@ class TickPhase:
         self._ticks = 0
 
     def shift_ns(self) -> int:
-        """How much longer to make one tick period so the ticks fall just after the states arrive (0: leave it)."""
+        """How much longer to make one tick period so ticks fall due just after the states are handed over (0: leave it)."""
         ages, transport = _recorded(self._ages_ns), _recorded(self._transport_ns)
         steps = _recorded(self._stamp_steps_ns)
         if len(ages) < MIN_TICKS or len(transport) < MIN_STATES:
@@ -77,7 +80,9 @@ class TickPhase:
         if abs(mean) < MIN_CONCENTRATION:
             return 0  # the tick's period is not a whole number of state periods: its phase wanders
         phase = (np.angle(mean) / (2.0 * math.pi)) * period
-        past_aim = (phase - (high + MARGIN_NS)) % period
+        # The median hand-over: its tail is the states that arrived while a tick ran, which waited for it.
+        aim = high + np.median(_recorded(self._handover_ns)) + MARGIN_NS
+        past_aim = (phase - aim) % period
         if past_aim <= LATE_TOLERANCE_NS or past_aim >= period - EARLY_TOLERANCE_NS:
             return 0
         return int(period - past_aim)
