@@ -378,6 +378,7 @@ class InvDynPolicyNode(Node):
             self._shift_ns = shift_ns
             self._phase_shifts += 1
             self.phase.restart_ticks()
+            self.get_logger().info(f"tick phase shifted {shift_ns * 1e-6:.2f} ms later, to just after the joint states")
 
     # ---- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
