@@ -26,7 +26,9 @@ The tolerances keep the phase still while the transport's p99 moves with the mac
 MIN_CONCENTRATION = 0.8
 """Mean resultant length of the ticks' phases below which they wander (periods not commensurate)."""
 MIN_TICKS = 50
+"""Ticks since the last shift needed to judge their phase."""
 MIN_STATES = 100
+"""States needed to judge the stream's period and delays."""
 
 
 class TickPhase:
