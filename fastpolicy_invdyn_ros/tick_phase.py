@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .tick_stats import RecentValues
+
 MARGIN_NS = 200_000
 """Aim this long after a state's usual hand-over, so a slow one is still waited for."""
 EARLY_TOLERANCE_NS = MARGIN_NS
@@ -42,37 +44,31 @@ class TickPhase:
     def __init__(self, tick_period_ns: int, state_capacity: int = 5000, tick_capacity: int = 200) -> None:
         # 10 s of 500 Hz states: the aim follows the machine's load as it changes, not its spikes.
         self.tick_period_ns = tick_period_ns
-        self._transport_ns = np.full(state_capacity, np.nan)
-        self._handover_ns = np.full(state_capacity, np.nan)
-        self._stamp_steps_ns = np.full(state_capacity, np.nan)
-        self._ages_ns = np.full(tick_capacity, np.nan)
-        self._states = 0
-        self._ticks = 0
+        self._transport_ns = RecentValues(state_capacity)
+        self._handover_ns = RecentValues(state_capacity)
+        self._stamp_steps_ns = RecentValues(state_capacity)
+        self._ages_ns = RecentValues(tick_capacity)
         self._last_stamp_ns = -1
 
     def on_state(self, stamp_ns: int, arrival_ns: int, handled_ns: int) -> None:
         """A joint state message: its stamp, when it arrived and when its callback ended (the stamps' clock)."""
-        slot = self._states % len(self._transport_ns)
-        self._transport_ns[slot] = arrival_ns - stamp_ns
-        self._handover_ns[slot] = handled_ns - arrival_ns
-        self._stamp_steps_ns[slot] = stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan
+        self._transport_ns.add(arrival_ns - stamp_ns)
+        self._handover_ns.add(handled_ns - arrival_ns)
+        self._stamp_steps_ns.add(stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan)
         self._last_stamp_ns = stamp_ns
-        self._states += 1
 
     def on_tick(self, state_age_ns: int) -> None:
         """A tick: when it was due (its timer's time, not its start) minus the stamp of the newest state it read."""
-        self._ages_ns[self._ticks % len(self._ages_ns)] = state_age_ns
-        self._ticks += 1
+        self._ages_ns.add(state_age_ns)
 
     def restart_ticks(self) -> None:
         """Forget the ticks' phases (after a shift they are out of date)."""
-        self._ages_ns[:] = np.nan
-        self._ticks = 0
+        self._ages_ns.clear()
 
     def shift_ns(self) -> int:
         """How much longer to make one tick period so ticks fall due just after the states are handed over (0: leave it)."""
-        ages, transport = _recorded(self._ages_ns), _recorded(self._transport_ns)
-        steps = _recorded(self._stamp_steps_ns)
+        ages, transport = self._ages_ns.values(), self._transport_ns.values()
+        steps = self._stamp_steps_ns.values()
         if len(ages) < MIN_TICKS or len(transport) < MIN_STATES:
             return 0
         period = float(np.median(steps))
@@ -84,12 +80,9 @@ class TickPhase:
             return 0  # the tick's period is not a whole number of state periods: its phase wanders
         phase = (np.angle(mean) / (2.0 * math.pi)) * period
         # The median hand-over: its tail is the states that arrived while a tick ran, which waited for it.
-        aim = high + np.median(_recorded(self._handover_ns)) + MARGIN_NS
+        aim = high + np.median(self._handover_ns.values()) + MARGIN_NS
         past_aim = (phase - aim) % period
         if past_aim <= LATE_TOLERANCE_NS or past_aim >= period - EARLY_TOLERANCE_NS:
             return 0
         return int(period - past_aim)
 
-
-def _recorded(ring: np.ndarray) -> np.ndarray:
-    return ring[np.isfinite(ring)]

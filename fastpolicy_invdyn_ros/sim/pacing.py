@@ -37,9 +37,7 @@ class StepPacer:
         """Steps to run now (at most ``max_catch_up``); none stands for a moment still to come."""
         return max(0, min(self.max_catch_up, (now_ns - self.origin_ns) // self.step_ns - steps_done))
 
-    def give_up_lag(self, now_ns: int, steps_done: int, next_step_ns: int) -> bool:
+    def give_up_lag(self, now_ns: int, steps_done: int, next_step_ns: int) -> None:
         """After a tick's steps: if more than ``max_lag_ns`` behind, give the time up and ``start`` again."""
-        if now_ns - self.stamp_ns(steps_done) <= self.max_lag_ns:
-            return False
-        self.start(next_step_ns, steps_done)
-        return True
+        if now_ns - self.stamp_ns(steps_done) > self.max_lag_ns:
+            self.start(next_step_ns, steps_done)
