@@ -313,6 +313,7 @@ class InvDynPolicyNode(Node):
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
         goal_reason, has_goal = self._goals.read(self._goal)
         reason = reason or goal_reason
+        goal = self._goal if has_goal else self._hold_goal
         with self._policy_lock:
             if reason:
                 command = self.policy.safe_action(reason)
@@ -322,10 +323,12 @@ class InvDynPolicyNode(Node):
                     self.policy.reset(initial_action=self._command_view)
                     self._hold_goal[:] = self._state[: len(self._hold_goal)]
                     self._faulted = False
-                command = self.policy.select_action(self._state, self._goal if has_goal else self._hold_goal)
+                command = self.policy.act(self._state, goal)
             status = self.policy.status
         self._publish_command(command, stamp_ns)
         self.stats.record(started, time.perf_counter(), (now_ns - stamp_ns) * 1e-9 if stamp_ns else np.nan)
+        with self._policy_lock:  # the command is out: now the planner's pickling and piping
+            self.policy.plan_ahead(goal)
         if stamp_ns:
             self.phase.on_tick(due_ns - stamp_ns)
         if not status.ok:
@@ -408,6 +411,8 @@ class InvDynPolicyNode(Node):
             "tick_latency_p99_ms": f"{latency['p99']:.3f}",
             "state_age_p50_ms": f"{state_age['p50']:.3f}",
             "state_age_p99_ms": f"{state_age['p99']:.3f}",
+            **{f"state_{name}_{q}_ms": f"{value:.3f}" for name, summary in self.phase.delays_ms().items()
+               for q, value in summary.items()},
             "late_ticks": str(self.stats.late),
             "tick_phase_shifts": str(self._phase_shifts),
             "plan_latency_ms": f"{status.plan_seconds * 1e3:.1f}",

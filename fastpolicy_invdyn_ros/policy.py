@@ -4,8 +4,10 @@
 asks for a new plan every ``replan_every`` ticks (inline, or from a background planner that
 the tick never waits for: a ``PlanWorker`` thread or a ``plan_process.PlanProcess``), takes the
 planned state for the next control period, turns it into an action with the inverse dynamics
-model and smooths it. A failure anywhere on that path
-returns the safe command (hold the last command) and says why in ``Policy.status``.
+model and smooths it. A failure anywhere on that path returns the safe command (hold the last
+command) and says why in ``Policy.status``. A controller splits the tick in two: ``act`` makes
+the command, ``plan_ahead`` trades requests and plans with the background planner after the
+command is sent.
 
 How the ``num_inference_samples`` plans become one action: each sampled plan's next state gives
 one action from the inverse dynamics model (one batch), and the executed action is their mean in
@@ -313,6 +315,8 @@ class Policy:
         """Forget history and plans (a new episode, or input resumed after a fault)."""
         self._tick = 0
         self._plan: Plan | None = None
+        self._plan_error: str | None = None  # the background planner's, until a plan succeeds
+        self._state_tick: int | None = None  # the tick whose state the last act took (for plan_ahead)
         self._history_filled = False
         self.smoother.reset(initial_action)
         self.status = TickStatus()
@@ -337,29 +341,33 @@ class Policy:
             self._history[:-1] = self._history[1:].clone()
             self._history[-1] = state
 
-    def _request(self, goal: np.ndarray | None) -> PlanRequest:
+    def _request(self, goal: np.ndarray | None, origin_tick: int) -> PlanRequest:
         history = self._history[-self.planner.config.n_obs_steps:].clone()
         goal_tensor = None
         if self.planner.config.goal_dim:
             goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=self.device)
-        return PlanRequest(history, goal_tensor, self._tick, self._plan, replace(self.config))
+        return PlanRequest(history, goal_tensor, origin_tick, self._plan, replace(self.config))
 
-    def _current_plan(self, goal: np.ndarray | None) -> Plan | None:
-        due = self._plan is None or self._tick - self._plan.origin_tick >= self.config.replan_every
-        if self._worker is None:
-            if due:
-                self._plan = self._planning(self._request(goal))
-            return self._plan
-        self._plan, error = self._worker.latest()
-        if due and not self._worker.pending:
-            self._worker.submit(self._request(goal))  # also retries after a failed attempt
-        if error is not None:
-            raise RuntimeError(error)
-        return self._plan
+    def _due(self, tick: int) -> bool:
+        return self._plan is None or tick - self._plan.origin_tick >= self.config.replan_every
 
     @torch.inference_mode()
     def select_action(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
-        """The command for this tick: (A,) in action units, smoothed and clamped. Never raises."""
+        """The command for this tick: (A,) in action units, smoothed and clamped (``act``, then
+        ``plan_ahead``). Never raises."""
+        command = self.act(state, goal)
+        self.plan_ahead(goal)
+        return command
+
+    @torch.inference_mode()
+    def act(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
+        """The part of a tick the command waits for: (A,) from the plan at hand, smoothed and clamped.
+
+        Without a background planner it plans here when a plan is due; with one, taking finished
+        plans and asking for new ones is ``plan_ahead``'s, which a controller calls once the command
+        is sent (a plan then serves from the tick after it arrives). Never raises.
+        """
+        self._state_tick = None
         try:
             # Checked in NumPy: on a handful of numbers it is several times cheaper than PyTorch.
             if np.shape(state) != (self._history.shape[1],) or not np.isfinite(state).all():
@@ -367,11 +375,19 @@ class Policy:
             if goal is not None and not np.isfinite(goal).all():
                 return self.safe_action("invalid goal")
             self._push_state(torch.as_tensor(state, dtype=torch.float32, device=self.device))
-            plan = self._current_plan(goal)
-            age = -1 if plan is None else self._tick - plan.origin_tick
+            tick = self._tick
             self._tick += 1
+            if self._worker is None:
+                if self._due(tick):
+                    self._plan = self._planning(self._request(goal, tick))
+            else:
+                self._state_tick = tick
+                if self._plan_error is not None:
+                    return self.safe_action(self._plan_error)
+            plan = self._plan
             if plan is None:
                 return self.safe_action("waiting for the first plan")
+            age = tick - plan.origin_tick
             if age >= self.horizon:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
             normalizer = self.invdyn.normalizer
@@ -386,3 +402,18 @@ class Policy:
             return self.smoother(action).copy()
         except Exception as exc:  # noqa: BLE001 - the tick must always end in a command
             return self.safe_action(f"{type(exc).__name__}: {exc}")
+
+    @torch.inference_mode()
+    def plan_ahead(self, goal: np.ndarray | None) -> None:
+        """With a background planner: take the plans it finished, and ask for the next one from the
+        state the last ``act`` took when one is due (also a retry after a failed attempt). Its
+        pickling and piping cost the tick nothing once the command is sent. Never raises."""
+        tick, self._state_tick = self._state_tick, None
+        if self._worker is None or tick is None:
+            return
+        try:
+            self._plan, self._plan_error = self._worker.latest()
+            if self._due(tick) and not self._worker.pending:
+                self._worker.submit(self._request(goal, tick))
+        except Exception as exc:  # noqa: BLE001 - a failure here must show as a safe command, not a crash
+            self._plan_error = f"planning failed: {type(exc).__name__}: {exc}"

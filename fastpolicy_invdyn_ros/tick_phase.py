@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from .metrics import percentiles_ms
 from .tick_stats import RecentValues
 
 MARGIN_NS = 200_000
@@ -56,6 +57,12 @@ class TickPhase:
         self._handover_ns.add(handled_ns - arrival_ns)
         self._stamp_steps_ns.add(stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan)
         self._last_stamp_ns = stamp_ns
+
+    def delays_ms(self) -> dict[str, dict[str, float]]:
+        """p50 and p99 (ms) of the recent states' ``transport`` (arrival minus stamp: the sender's
+        lateness and the middleware) and ``handover`` (callback end minus arrival: the executor)."""
+        return {name: percentiles_ms(ring.values() * 1e-9)
+                for name, ring in (("transport", self._transport_ns), ("handover", self._handover_ns))}
 
     def on_tick(self, state_age_ns: int) -> None:
         """A tick: when it was due (its timer's time, not its start) minus the stamp of the newest state it read."""

@@ -105,3 +105,30 @@ def test_a_dead_planner_process_gives_the_safe_command_not_a_crash(request_):
         assert np.all(np.abs(command) <= sim.torque_limit)
     finally:
         policy.close()
+
+
+def test_the_command_never_waits_for_the_planner_exchange(request_):
+    """``act`` makes the command from the plan at hand; only ``plan_ahead`` (after the command is sent)
+    pickles requests into the pipe and takes finished plans, which serve from the next tick."""
+    planner, _ = request_
+    invdyn = load_invdyn(share_path("models", "invdyn_enhanced_final.pth"))
+    sim = ArmSim()
+    q0, goal = sample_task(sim, np.random.default_rng(3), TaskConfig().goal_margin)
+    state = sim.reset(q0)
+    worker = PlanProcess(PLANNER)
+    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt, worker)
+    try:
+        policy.act(state, goal)
+        assert policy.status.reason == "waiting for the first plan" and not worker.pending
+        policy.plan_ahead(goal)
+        assert worker.pending  # asked from the state act took (tick 0)
+        plan, _ = wait_for_plan(worker)
+        assert plan.origin_tick == 0
+        policy.act(state, goal)
+        assert not policy.status.ok and policy.plan is None, "a plan landed meanwhile is not taken by act"
+        policy.plan_ahead(goal)
+        assert policy.plan is plan
+        policy.act(state, goal)
+        assert policy.status.ok and policy.status.plan_age_ticks == 2
+    finally:
+        policy.close()

@@ -93,3 +93,11 @@ def test_no_shift_without_enough_data_for_wandering_phases_or_stamps_on_another_
     other_clock = TickPhase(TICK_NS)  # the driver's clock 5 ms behind: arrivals look 5 ms late
     run(other_clock, 200_000, clock_offset_ns=5 * MS)
     assert other_clock.shift_ns() == 0
+
+
+def test_the_states_delays_are_reported_as_percentiles() -> None:
+    phase = TickPhase(TICK_NS)
+    run(phase, 0, handover_ns=400_000)
+    delays = phase.delays_ms()
+    assert 0.3 <= delays["transport"]["p50"] <= delays["transport"]["p99"] <= 0.9
+    assert abs(delays["handover"]["p50"] - 0.4) < 1e-9 and abs(delays["handover"]["p99"] - 0.4) < 1e-9

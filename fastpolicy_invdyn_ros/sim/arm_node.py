@@ -2,11 +2,13 @@
 
     ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
 
-One physics step per timer tick (2 ms, real time by default), paced against the node clock
-(``sim.pacing``). After every step it publishes ``/joint_states`` stamped with the moment the
-simulated time stands for, so that states stamped 10 ms apart are always 10 ms of physics apart,
-even when a busy machine delays a tick and the simulation catches up several steps at once; a
-step runs only once its moment has come, so no state is stamped ahead of the clock. It applies
+One physics step per period (2 ms, real time by default) in a thread of its own, paced against
+the node clock (``sim.pacing``), as a robot driver's update loop runs: an rclpy timer would add
+the executor's wake-up (a few hundred microseconds of Python per tick) to every state's age.
+After every step it publishes ``/joint_states`` stamped with the moment the simulated time
+stands for, so that states stamped 10 ms apart are always 10 ms of physics apart, even when a
+busy machine delays a tick and the simulation catches up several steps at once; a step runs only
+once its moment has come, so no state is stamped ahead of the clock. It applies
 the last good command received on ``/forward_command_controller/commands`` (zero-order hold, as
 the controller does). It can also send a seeded sequence of random reachable goals and report
 how each went.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +118,12 @@ class ArmSimNode(Node):
         self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
         self.pacer = StepPacer(round(physics_dt / speed * 1e9), MAX_CATCH_UP_STEPS, round(MAX_LAG_S * 1e9))
         self.steps = 0  # physics steps run
-        self._step_timer = self.create_timer(physics_dt / speed, self._step)
-        self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._publish_goal)
-        apply_thread_priority(self, priority)
+        self._lock = threading.Lock()  # the command and the goals: the physics thread's and the callbacks'
+        self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._republish_goal)
+        self._stop = threading.Event()
+        self._physics = threading.Thread(target=self._run, name="physics", daemon=True)
+        self._physics.start()
+        apply_thread_priority(self, priority)  # the physics thread among the others
         self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
                                f"{1 / physics_dt:g} Hz physics, {num_goals} goals")
 
@@ -129,15 +135,35 @@ class ArmSimNode(Node):
             self.get_logger().warning(f"ignored a command of {len(msg.data)} values (need {len(self.command)} "
                                       f"finite ones); holding the last good one", throttle_duration_sec=1.0)
             return
-        self.command[:] = msg.data
-        self.commanded = True
+        with self._lock:
+            self.command[:] = msg.data
+            self.commanded = True
 
-    def _step(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _run(self) -> None:
+        """The physics thread: a step (or a catch-up) at every period's moment; missed moments are skipped,
+        as a timer skips them."""
+        period_ns = self.pacer.step_ns
+        due_ns = self._now_ns()
+        try:
+            while True:
+                now_ns = self._now_ns()
+                due_ns += period_ns * max(1, (now_ns - due_ns) // period_ns + 1)
+                if self._stop.wait(max(0, due_ns - now_ns) * 1e-9):
+                    return
+                with self._lock:
+                    self._step(self._now_ns(), due_ns + period_ns)
+        except Exception as error:  # noqa: BLE001 - stop the node with the reason, not a silent thread
+            self.get_logger().fatal(f"physics stopped: {type(error).__name__}: {error}")
+            if not self.done.done():
+                self.done.set_result(False)
+
+    def _step(self, now_ns: int, next_tick_ns: int) -> None:
         if not (self.commanded or not self.wait_for_command):
             self._publish_state(now_ns)
             return
-        next_tick_ns = now_ns + self._step_timer.time_until_next_call()
         if not self.running:  # physics starts with this tick, and so does the first goal
             self.running = True
             self.pacer.start(next_tick_ns - self.pacer.step_ns, self.steps)
@@ -166,13 +192,19 @@ class ArmSimNode(Node):
         if self.goals.done and self.exit_when_done and not self.done.done():
             self.done.set_result(True)
 
+    def _republish_goal(self) -> None:
+        with self._lock:
+            self._publish_goal()
+
     def _publish_goal(self) -> None:
         goal = self.goals.current
         if goal is not None:
             self._goal_pub.publish(Float64MultiArray(data=goal.tolist()))
 
-    def write_outputs(self) -> None:
-        """The report and the step log, as configured (at shutdown)."""
+    def close(self) -> None:
+        """Stop the physics, then write the report and the step log, as configured (at shutdown)."""
+        self._stop.set()
+        self._physics.join()
         if self.report_path:
             Path(self.report_path).write_text(json.dumps(self.goals.report(), indent=2))
         if self.log_path:
@@ -183,7 +215,7 @@ def main(args: list[str] | None = None) -> int:
     init(args)
     # A bad parameter raises ValueError or ParameterException: one line, no traceback.
     return run_node(NODE_NAME, ArmSimNode, (ValueError, ParameterException), lambda _: SingleThreadedExecutor(),
-                    ArmSimNode.write_outputs, until=lambda node: node.done)
+                    ArmSimNode.close, until=lambda node: node.done)
 
 if __name__ == "__main__":
     sys.exit(main())
