@@ -3,9 +3,11 @@
     ros2 run fastpolicy_invdyn_ros invdyn_policy --ros-args --params-file config/invdyn_policy.yaml
 
 Thin wiring over ``Policy`` (planning runs in a child process, never in the tick): joint
-states in, commands out at ``control_rate_hz`` from a timer in its own callback group. Bad input
-(``inputs.py``) or a failing policy yields the configured safe command, a diagnostic and a
-throttled log line; good input restarts the policy from the current command.
+states in, commands out at ``control_rate_hz`` from a timer in its own callback group; each tick
+sends its command before it trades requests and plans with the planner (``Policy.act``, then
+``Policy.plan_ahead``). Bad input (``inputs.py``) or a failing policy yields the configured
+safe command, a diagnostic and a throttled log line; good input restarts the policy from the
+current command.
 """
 from __future__ import annotations
 

@@ -5,15 +5,18 @@ import gc
 import signal
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.callback_groups import CallbackGroup
 from rclpy.executors import (ConditionReachedException, Executor, ExternalShutdownException, ShutdownException,
                              TimeoutException)
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
 from rclpy.task import Future
 
 from .realtime import set_fifo_priority
@@ -46,6 +49,31 @@ def apply_thread_priority(node: Node, priority: int) -> None:
     except OSError as error:
         node.get_logger().warning(f"no real-time priority ({error.strerror}): on a busy machine it runs late; "
                                   f"see the README on rtprio, or set thread_priority 0")
+
+
+class PolledGroup(CallbackGroup):
+    """A callback group no executor runs: a real-time loop reads its subscriptions with ``drain``.
+
+    rclcpp's way is a callback group not added to any executor and ``Subscription::take``; here the
+    executor never wakes for these messages, so the loop neither waits for the executor's thread
+    nor shares the interpreter lock with it.
+    """
+
+    def can_execute(self, entity: Any) -> bool:
+        return False
+
+    def beginning_execution(self, entity: Any) -> bool:
+        return False
+
+    def ending_execution(self, entity: Any) -> None:
+        pass
+
+
+def drain(subscription: Subscription) -> None:
+    """Run the callback of a ``PolledGroup`` subscription on every message waiting for it, oldest first."""
+    with subscription.handle:
+        while (taken := subscription.handle.take_message(subscription.msg_type, subscription.raw)) is not None:
+            subscription.callback(taken[0])
 
 
 def one_line(error: Exception, limit: int = 400) -> str:

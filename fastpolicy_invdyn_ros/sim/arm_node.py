@@ -3,8 +3,9 @@
     ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
 
 One physics step per period (2 ms, real time by default) in a thread of its own, paced against
-the node clock (``sim.pacing``), as a robot driver's update loop runs: an rclpy timer would add
-the executor's wake-up (a few hundred microseconds of Python per tick) to every state's age.
+the node clock (``sim.pacing``), which also reads the commands (``ros_common.PolledGroup``), as
+a robot driver's update loop runs: an rclpy timer, or a command callback holding the interpreter
+lock when a step is due, would add the executor's few hundred microseconds of Python to states' ages.
 After every step it publishes ``/joint_states`` stamped with the moment the simulated time
 stands for, so that states stamped 10 ms apart are always 10 ms of physics apart, even when a
 busy machine delays a tick and the simulation catches up several steps at once; a step runs only
@@ -30,7 +31,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ..ros_common import apply_thread_priority, declare_thread_priority, describe, init, run_node
+from ..ros_common import PolledGroup, apply_thread_priority, declare_thread_priority, describe, drain, init, run_node
 from .arm import ArmConfig, ArmSim
 from .goals import GoalSequence
 from .pacing import StepPacer
@@ -115,10 +116,12 @@ class ArmSimNode(Node):
             for values in (self._joint_msg.position, self._joint_msg.velocity, self._joint_msg.effort))
         self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
         self._goal_pub = self.create_publisher(Float64MultiArray, goal_topic, 10)
-        self.create_subscription(Float64MultiArray, "forward_command_controller/commands", self._on_command, 10)
+        # Read by the physics thread before each step, as a driver's update loop reads its command.
+        self._commands = self.create_subscription(Float64MultiArray, "forward_command_controller/commands",
+                                                  self._on_command, 10, callback_group=PolledGroup())
         self.pacer = StepPacer(round(physics_dt / speed * 1e9), MAX_CATCH_UP_STEPS, round(MAX_LAG_S * 1e9))
         self.steps = 0  # physics steps run
-        self._lock = threading.Lock()  # the command and the goals: the physics thread's and the callbacks'
+        self._lock = threading.Lock()  # the goals: the physics thread's and the republishing timer's
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._republish_goal)
         self._stop = threading.Event()
         self._physics = threading.Thread(target=self._run, name="physics", daemon=True)
@@ -135,9 +138,8 @@ class ArmSimNode(Node):
             self.get_logger().warning(f"ignored a command of {len(msg.data)} values (need {len(self.command)} "
                                       f"finite ones); holding the last good one", throttle_duration_sec=1.0)
             return
-        with self._lock:
-            self.command[:] = msg.data
-            self.commanded = True
+        self.command[:] = msg.data
+        self.commanded = True
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -161,6 +163,7 @@ class ArmSimNode(Node):
                 self.done.set_result(False)
 
     def _step(self, now_ns: int, next_tick_ns: int) -> None:
+        drain(self._commands)
         if not (self.commanded or not self.wait_for_command):
             self._publish_state(now_ns)
             return
