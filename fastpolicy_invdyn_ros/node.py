@@ -41,7 +41,7 @@ from .plan_process import PlanProcess
 from .planner import DiffusionPlanner
 from .policy import SAFE_MODES, Plan, Planning, PlanWorker, Policy, PolicyConfig
 from .ros_common import (MultiThreadedExecutor, apply_thread_priority, declare_thread_priority, describe, init,
-                          run_node)
+                          run_node, take)
 from .smoothing import SmootherConfig
 from .tick_phase import TickPhase
 from .tick_stats import TickStats
@@ -282,8 +282,9 @@ class InvDynPolicyNode(Node):
         # 500 Hz joint states sharing a group would starve the goal and the diagnostics (and the tick).
         group = MutuallyExclusiveCallbackGroup
         # Depth 1: a tick wants the newest state only, never a queue of old ones (best effort matches any publisher).
-        self.create_subscription(JointState, "joint_states", self._on_joint_state,
-                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT), callback_group=group())
+        self._state_sub = self.create_subscription(
+            JointState, "joint_states", self._on_joint_state, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
+            callback_group=group())
         self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10, callback_group=group())
         self._command_pub = self.create_publisher(Float64MultiArray, "~/commands", 10)
         self._stamped_pub = self.create_publisher(JointState, "~/command_stamped", 10)
@@ -312,6 +313,10 @@ class InvDynPolicyNode(Node):
         if self._shift_ns:  # the one longer period that shifts the phase has begun
             self._tick_timer.timer_period_ns = self._period_ns
             self._shift_ns = 0
+        # A state that arrived with the tick's due time: rclpy's executor runs ready timers before ready
+        # subscriptions, so its callback would come after this tick. Taken here, it is this tick's.
+        if (taken := take(self._state_sub)) is not None:
+            self._on_joint_state(*taken)
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
         goal_reason, has_goal = self._goals.read(self._goal)
         reason = reason or goal_reason

@@ -16,7 +16,7 @@ from rclpy.executors import (ConditionReachedException, Executor, ExternalShutdo
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from rclpy.subscription import Subscription
+from rclpy.subscription import MessageInfo, Subscription
 from rclpy.task import Future
 
 from .realtime import set_fifo_priority
@@ -69,11 +69,19 @@ class PolledGroup(CallbackGroup):
         pass
 
 
+def take(subscription: Subscription) -> tuple[Any, MessageInfo] | None:
+    """The oldest message waiting for a subscription and its info (None: none), without the executor.
+
+    Safe on a subscription the executor also serves: a message taken here is not handed to its callback.
+    """
+    with subscription.handle:
+        return subscription.handle.take_message(subscription.msg_type, subscription.raw)
+
+
 def drain(subscription: Subscription) -> None:
     """Run the callback of a ``PolledGroup`` subscription on every message waiting for it, oldest first."""
-    with subscription.handle:
-        while (taken := subscription.handle.take_message(subscription.msg_type, subscription.raw)) is not None:
-            subscription.callback(taken[0])
+    while (taken := take(subscription)) is not None:
+        subscription.callback(taken[0])
 
 
 def one_line(error: Exception, limit: int = 400) -> str:

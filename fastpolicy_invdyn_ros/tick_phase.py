@@ -4,11 +4,10 @@ The tick reads the newest state of a stream whose period divides the tick's (500
 driver, 100 Hz ticks; or the same rate). Where the tick falls within the stream's period decides
 how old that state is: from the transport delay up to the transport delay plus one stream
 period, and it stays there for as long as both run at their rates. ``TickPhase`` measures the
-stream's period, the transport delay (arrival minus stamp), the time the executor takes to hand a
-state to the tick (its callback's end minus the arrival) and the phase of the ticks, and says how
-much later the tick should come to fall due just after the states are handed over; the node makes
-one timer period that much longer. A tick due earlier would wait for that callback anyway. When the periods do not divide, the tick's phase wanders and
-nothing is proposed.
+stream's period, the transport delay (arrival minus stamp) and the phase of the ticks, and says
+how much later the tick should come to fall due just after the states arrive; the node makes one
+timer period that much longer (and takes a state that arrived but was not handed to its callback
+yet itself). When the periods do not divide, the tick's phase wanders and nothing is proposed.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from .metrics import percentiles_ms
 from .tick_stats import RecentValues
 
 MARGIN_NS = 200_000
-"""Aim this long after a state's usual hand-over, so a slow one is still waited for."""
+"""Aim this long after the transport's p99, so a slow state is still waited for."""
 EARLY_TOLERANCE_NS = MARGIN_NS
 """A tick this little before its aim is left alone: it still starts after the transport's p99."""
 LATE_TOLERANCE_NS = 500_000
@@ -52,7 +51,7 @@ class TickPhase:
         self._last_stamp_ns = -1
 
     def on_state(self, stamp_ns: int, arrival_ns: int, handled_ns: int) -> None:
-        """A joint state message: its stamp, when it arrived and when its callback ended (the stamps' clock)."""
+        """A joint state message: its stamp, when it arrived and when it was handled (the stamps' clock)."""
         self._transport_ns.add(arrival_ns - stamp_ns)
         self._handover_ns.add(handled_ns - arrival_ns)
         self._stamp_steps_ns.add(stamp_ns - self._last_stamp_ns if self._last_stamp_ns >= 0 else np.nan)
@@ -60,7 +59,8 @@ class TickPhase:
 
     def delays_ms(self) -> dict[str, dict[str, float]]:
         """p50 and p99 (ms) of the recent states' ``transport`` (arrival minus stamp: the sender's
-        lateness and the middleware) and ``handover`` (callback end minus arrival: the executor)."""
+        lateness and the middleware) and ``handover`` (handled minus arrival: the executor, or the tick
+        that took it), for diagnostics."""
         return {name: percentiles_ms(ring.values() * 1e-9)
                 for name, ring in (("transport", self._transport_ns), ("handover", self._handover_ns))}
 
@@ -73,7 +73,7 @@ class TickPhase:
         self._ages_ns.clear()
 
     def shift_ns(self) -> int:
-        """How much longer to make one tick period so ticks fall due just after the states are handed over (0: leave it)."""
+        """How much longer to make one tick period so ticks fall due just after the states arrive (0: leave it)."""
         ages, transport = self._ages_ns.values(), self._transport_ns.values()
         steps = self._stamp_steps_ns.values()
         if len(ages) < MIN_TICKS or len(transport) < MIN_STATES:
@@ -86,8 +86,7 @@ class TickPhase:
         if abs(mean) < MIN_CONCENTRATION:
             return 0  # the tick's period is not a whole number of state periods: its phase wanders
         phase = (np.angle(mean) / (2.0 * math.pi)) * period
-        # The median hand-over: its tail is the states that arrived while a tick ran, which waited for it.
-        aim = high + np.median(self._handover_ns.values()) + MARGIN_NS
+        aim = high + MARGIN_NS
         past_aim = (phase - aim) % period
         if past_aim <= LATE_TOLERANCE_NS or past_aim >= period - EARLY_TOLERANCE_NS:
             return 0
