@@ -22,7 +22,7 @@ MARGIN_NS = 200_000
 """Aim this long after the transport's p99, so a slow state is still waited for."""
 EARLY_TOLERANCE_NS = MARGIN_NS
 """A tick this little before its aim is left alone: it still starts after the transport's p99."""
-LATE_TOLERANCE_NS = 500_000
+LATE_TOLERANCE_NS = 300_000
 """A tick this little after its aim is left alone: its state is at most this much older than it could be.
 The tolerances keep the phase still while the transport's p99 moves with the machine's load."""
 MIN_CONCENTRATION = 0.8
