@@ -282,9 +282,9 @@ class InvDynPolicyNode(Node):
         # 500 Hz joint states sharing a group would starve the goal and the diagnostics (and the tick).
         group = MutuallyExclusiveCallbackGroup
         # Depth 1: a tick wants the newest state only, never a queue of old ones (best effort matches any publisher).
-        self._state_sub = self.create_subscription(
-            JointState, "joint_states", self._on_joint_state, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
-            callback_group=group())
+        newest_state = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self._state_sub = self.create_subscription(JointState, "joint_states", self._on_joint_state, newest_state,
+                                                   callback_group=group())
         self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10, callback_group=group())
         self._command_pub = self.create_publisher(Float64MultiArray, "~/commands", 10)
         self._stamped_pub = self.create_publisher(JointState, "~/command_stamped", 10)

@@ -41,7 +41,7 @@ NODE_NAME = "arm_sim"
 GOAL_REPUBLISH_PERIOD_S = 0.5
 """The current goal is sent again this often, so a policy that starts late still gets it."""
 MAX_CATCH_UP_STEPS = 10
-"""Physics steps one late timer tick may run (20 ms at 500 Hz) to catch up with the wall clock."""
+"""Physics steps one late wake-up of the physics thread may run (20 ms at 500 Hz) to catch up with the clock."""
 MAX_LAG_S = 0.004
 """Simulated time lagging the wall clock by more than this is given up: the stamps then jump ahead.
 Small: a command is applied when it arrives, so a lagging simulation would apply it to states
