@@ -140,7 +140,8 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
              until: Callable[[Node], Future] | None = None) -> int:
     """Build a node, spin it until ``until(node)`` completes (or forever) or SIGINT/SIGTERM, then
     ``on_exit(node)`` and an orderly shutdown. Call after ``init``. Returns the process exit code:
-    1, after one fatal log line and no traceback, when building the node raises a startup error."""
+    1, after one fatal log line and no traceback, when building the node raises a startup error, or
+    when ``until(node)`` completes with an exception."""
     try:
         node = make_node()
     except startup_errors as error:
@@ -155,11 +156,15 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
     # Everything built at start (PyTorch, rclpy, models: 300k objects) moves out of the collector's
     # reach: a full collection among them stalls the process for 50-150 ms, now it walks only new ones.
     gc.freeze()
+    exit_code = 0
     try:
         if until is None:
             spinner.spin()
         else:
-            spinner.spin_until_future_complete(until(node))
+            done = until(node)
+            spinner.spin_until_future_complete(done)
+            if done.done() and done.exception() is not None:  # failed in a thread of its own, already logged
+                exit_code = 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -167,4 +172,4 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
         spinner.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return exit_code

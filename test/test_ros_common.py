@@ -1,14 +1,16 @@
-"""Reading subscriptions without the executor (real rclpy over DDS, in a private domain)."""
+"""Reading subscriptions without the executor, and a node's exit code (real rclpy over DDS, in a private domain)."""
+import threading
 import time
 
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
 from std_msgs.msg import Float64MultiArray
 
 from fastpolicy_invdyn_ros.closed_loop import private_domain_id, use_domain
-from fastpolicy_invdyn_ros.ros_common import PolledGroup, drain, take
+from fastpolicy_invdyn_ros.ros_common import PolledGroup, drain, run_node, take
 
 
 @pytest.fixture
@@ -59,3 +61,18 @@ def test_the_executor_never_runs_a_polled_subscription_and_drain_reads_its_queue
     drain(subscription)
     assert received == [1.0, 2.0, 3.0]
     executor.shutdown()
+
+
+def test_a_node_whose_future_fails_in_another_thread_exits_with_1():
+    use_domain(private_domain_id())
+    rclpy.init()
+    failed = Future()
+    fail = threading.Timer(0.2, lambda: failed.set_exception(RuntimeError("physics stopped")))
+
+    def make_node() -> Node:
+        fail.start()
+        return Node("failing_node")
+
+    code = run_node("failing_node", make_node, (), lambda _: SingleThreadedExecutor(), lambda _: None,
+                    until=lambda _: failed)
+    assert code == 1 and not rclpy.ok()

@@ -160,7 +160,7 @@ class ArmSimNode(Node):
         except Exception as error:  # noqa: BLE001 - stop the node with the reason, not a silent thread
             self.get_logger().fatal(f"physics stopped: {type(error).__name__}: {error}")
             if not self.done.done():
-                self.done.set_result(False)
+                self.done.set_exception(error)  # the process exits with 1
 
     def _step(self, now_ns: int, next_tick_ns: int) -> None:
         drain(self._commands)
