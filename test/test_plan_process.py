@@ -83,14 +83,18 @@ def test_a_missing_checkpoint_fails_at_start_with_its_reason(tmp_path):
         PlanProcess(tmp_path / "missing.pth")
 
 
-def test_a_dead_planner_process_gives_the_safe_command_not_a_crash(request_):
-    planner, _ = request_
+def policy_on_a_process(planner, seed: int):
+    """A policy with the shipped models planning in a new process, and a task's start state and goal."""
     invdyn = load_invdyn(share_path("models", "invdyn_enhanced_final.pth"))
     sim = ArmSim()
-    q0, goal = sample_task(sim, np.random.default_rng(2), TaskConfig().goal_margin)
-    state = sim.reset(q0)
+    q0, goal = sample_task(sim, np.random.default_rng(seed), TaskConfig().goal_margin)
     worker = PlanProcess(PLANNER)
     policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt, worker)
+    return policy, worker, sim.reset(q0), goal
+
+
+def test_a_dead_planner_process_gives_the_safe_command_not_a_crash(request_):
+    policy, worker, state, goal = policy_on_a_process(request_[0], seed=2)
     try:
         deadline = time.monotonic() + 30
         while not policy.status.ok and time.monotonic() < deadline:
@@ -102,7 +106,7 @@ def test_a_dead_planner_process_gives_the_safe_command_not_a_crash(request_):
         for _ in range(policy.horizon):
             command = policy.select_action(state, goal)
         assert not policy.status.ok and "exited" in policy.status.reason
-        assert np.all(np.abs(command) <= sim.torque_limit)
+        assert np.all(np.abs(command) <= ArmSim().torque_limit)
     finally:
         policy.close()
 
@@ -110,13 +114,7 @@ def test_a_dead_planner_process_gives_the_safe_command_not_a_crash(request_):
 def test_the_command_never_waits_for_the_planner_exchange(request_):
     """``act`` makes the command from the plan at hand; only ``plan_ahead`` (after the command is sent)
     pickles requests into the pipe and takes finished plans, which serve from the next tick."""
-    planner, _ = request_
-    invdyn = load_invdyn(share_path("models", "invdyn_enhanced_final.pth"))
-    sim = ArmSim()
-    q0, goal = sample_task(sim, np.random.default_rng(3), TaskConfig().goal_margin)
-    state = sim.reset(q0)
-    worker = PlanProcess(PLANNER)
-    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt, worker)
+    policy, worker, state, goal = policy_on_a_process(request_[0], seed=3)
     try:
         policy.act(state, goal)
         assert policy.status.reason == "waiting for the first plan" and not worker.pending
