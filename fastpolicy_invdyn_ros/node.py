@@ -264,7 +264,7 @@ class InvDynPolicyNode(Node):
         self._window_safe_ticks, self._window_ticks, self._window_started = 0, 0, time.perf_counter()
         self.stats = TickStats(1.0 / self.rate_hz, max(100, int(LATENCY_WINDOW_S * self.rate_hz)))
         self._period_ns = round(1e9 / self.rate_hz)
-        self.phase = TickPhase(self._period_ns)
+        self.phase = TickPhase()
         self._phase_shifts = 0
         self._shift_ns = 0  # the timer's period is longer by this until the next tick restores it
 

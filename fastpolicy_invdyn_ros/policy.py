@@ -351,7 +351,6 @@ class Policy:
     def _due(self, tick: int) -> bool:
         return self._plan is None or tick - self._plan.origin_tick >= self.config.replan_every
 
-    @torch.inference_mode()
     def select_action(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
         """The command for this tick: (A,) in action units, smoothed and clamped (``act``, then
         ``plan_ahead``). Never raises."""

@@ -41,9 +41,8 @@ class TickPhase:
     (transport delays negative or longer than a period) no shift is proposed.
     """
 
-    def __init__(self, tick_period_ns: int, state_capacity: int = 5000, tick_capacity: int = 200) -> None:
+    def __init__(self, state_capacity: int = 5000, tick_capacity: int = 200) -> None:
         # 10 s of 500 Hz states: the aim follows the machine's load as it changes, not its spikes.
-        self.tick_period_ns = tick_period_ns
         self._transport_ns = RecentValues(state_capacity)
         self._handover_ns = RecentValues(state_capacity)
         self._stamp_steps_ns = RecentValues(state_capacity)

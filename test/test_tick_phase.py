@@ -34,7 +34,7 @@ def run(phase: TickPhase, tick_offset_ns: int, state_period_ns: int = 2 * MS, se
 @settings(max_examples=30, deadline=None)
 @given(offset_us=st.integers(0, 9_999))
 def test_after_at_most_one_shift_every_tick_reads_the_newest_state_soon_after_its_arrival(offset_us: int) -> None:
-    phase = TickPhase(TICK_NS)
+    phase = TickPhase()
     before = run(phase, offset_us * 1000)
     shift = phase.shift_ns()
     assert 0 <= shift < 2 * MS
@@ -48,16 +48,16 @@ def test_after_at_most_one_shift_every_tick_reads_the_newest_state_soon_after_it
 
 
 def test_a_tick_just_after_the_arrivals_is_left_alone_and_one_before_or_long_after_them_moves_to_just_after() -> None:
-    aligned = TickPhase(TICK_NS)
+    aligned = TickPhase()
     run(aligned, tick_offset_ns=1_050_000)  # 1.05 ms after the stamp, transport 0.3-0.9 ms
     assert aligned.shift_ns() == 0
-    late = TickPhase(TICK_NS)
+    late = TickPhase()
     run(late, tick_offset_ns=1_300_000)  # within the late tolerance: left alone
     assert late.shift_ns() == 0
-    later = TickPhase(TICK_NS)
+    later = TickPhase()
     run(later, tick_offset_ns=1_800_000)  # moves on to the next state's arrival: 1.1 ms after its stamp
     assert 1.2 * MS <= later.shift_ns() <= 1.4 * MS
-    early = TickPhase(TICK_NS)
+    early = TickPhase()
     ages = run(early, tick_offset_ns=200_000)  # before most states arrive: it reads the previous one
     assert np.median(ages) > 2 * MS
     assert 0.7 * MS <= early.shift_ns() <= 1.0 * MS
@@ -66,16 +66,16 @@ def test_a_tick_just_after_the_arrivals_is_left_alone_and_one_before_or_long_aft
 def test_the_aim_is_the_arrival_whatever_the_hand_over() -> None:
     """The node's tick takes a state that arrived but is not handed to its callback yet: the executor's
     hand-over does not delay the tick's state, so it does not move the aim."""
-    phase = TickPhase(TICK_NS)
+    phase = TickPhase()
     run(phase, tick_offset_ns=1_050_000, handover_ns=400_000)
     assert phase.shift_ns() == 0
-    early = TickPhase(TICK_NS)
+    early = TickPhase()
     run(early, tick_offset_ns=200_000, handover_ns=400_000)
     assert 0.7 * MS <= early.shift_ns() <= 1.0 * MS
 
 
 def test_a_stream_at_the_ticks_rate_is_aligned_too() -> None:
-    phase = TickPhase(TICK_NS)
+    phase = TickPhase()
     run(phase, tick_offset_ns=200_000, state_period_ns=TICK_NS)  # before the arrival: a 10 ms old state
     shift = phase.shift_ns()
     assert 0.7 * MS <= shift <= 1.0 * MS
@@ -84,21 +84,21 @@ def test_a_stream_at_the_ticks_rate_is_aligned_too() -> None:
 
 
 def test_no_shift_without_enough_data_for_wandering_phases_or_stamps_on_another_clock() -> None:
-    assert TickPhase(TICK_NS).shift_ns() == 0
-    short = TickPhase(TICK_NS)
+    assert TickPhase().shift_ns() == 0
+    short = TickPhase()
     run(short, 200_000, seconds=0.2)
     assert short.shift_ns() == 0
     for period_ms in (3, 4, 20):  # the 10 ms tick lands at several phases in turn (4 ms: two, 2 ms apart)
-        wandering = TickPhase(TICK_NS)
+        wandering = TickPhase()
         run(wandering, 200_000, state_period_ns=period_ms * MS)
         assert wandering.shift_ns() == 0
-    other_clock = TickPhase(TICK_NS)  # the driver's clock 5 ms behind: arrivals look 5 ms late
+    other_clock = TickPhase()  # the driver's clock 5 ms behind: arrivals look 5 ms late
     run(other_clock, 200_000, clock_offset_ns=5 * MS)
     assert other_clock.shift_ns() == 0
 
 
 def test_the_states_delays_are_reported_as_percentiles() -> None:
-    phase = TickPhase(TICK_NS)
+    phase = TickPhase()
     run(phase, 0, handover_ns=400_000)
     delays = phase.delays_ms()
     assert 0.3 <= delays["transport"]["p50"] <= delays["transport"]["p99"] <= 0.9
