@@ -1,15 +1,24 @@
-"""The invdyn_policy node with its parameters file, commanding the ros2_control forward_command_controller.
+"""The invdyn_policy lifecycle node with its parameters file, commanding the ros2_control forward_command_controller.
 
     ros2 launch fastpolicy_invdyn_ros invdyn_policy.launch.py \
-        [params_file:=<yaml>] [planner_model_path:=<pth>] [invdyn_model_path:=<pth>] [device:=auto|cpu|cuda]
+        [params_file:=<yaml>] [planner_model_path:=<pth>] [invdyn_model_path:=<pth>] [device:=auto|cpu|cuda] \
+        [autostart:=true|false]
 
-The model paths and the device given here override the parameters file.
+The model paths and the device given here override the parameters file. With autostart (the
+default) launch walks the node through configure and activate, as a lifecycle manager would; with
+autostart:=false it stays unconfigured until one does (``ros2 lifecycle set /invdyn_policy configure``).
+The node's own ``autostart`` parameter is off here: launch owns the transitions.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
 
 PACKAGE = "fastpolicy_invdyn_ros"
 CONTROLLER_TOPIC = "/forward_command_controller/commands"
@@ -28,11 +37,14 @@ def generate_launch_description() -> LaunchDescription:
                               default_value=PathJoinSubstitution([share, "models", "invdyn_enhanced_final.pth"]),
                               description="Inverse dynamics checkpoint"),
         DeclareLaunchArgument("device", default_value="auto", description="auto (CUDA when present), cpu or cuda"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Configure and activate the node once it is up"),
     ]
-    policy = Node(
+    policy = LifecycleNode(
         package=PACKAGE,
         executable="invdyn_policy",
         name="invdyn_policy",
+        namespace="",
         output="screen",
         parameters=[
             LaunchConfiguration("params_file"),
@@ -40,8 +52,16 @@ def generate_launch_description() -> LaunchDescription:
                 "planner_model_path": LaunchConfiguration("planner_model_path"),
                 "invdyn_model_path": LaunchConfiguration("invdyn_model_path"),
                 "device": LaunchConfiguration("device"),
+                "autostart": False,
             },
         ],
         remappings=[("~/commands", CONTROLLER_TOPIC)],
     )
-    return LaunchDescription(arguments + [policy])
+    autostart = IfCondition(LaunchConfiguration("autostart"))
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
+                                            transition_id=Transition.TRANSITION_CONFIGURE), condition=autostart)
+    activate_when_configured = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=policy, start_state="configuring", goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
+                                              transition_id=Transition.TRANSITION_ACTIVATE))]), condition=autostart)
+    return LaunchDescription(arguments + [policy, activate_when_configured, configure])

@@ -9,8 +9,8 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from fastpolicy_invdyn_ros.data import Episodes, save_episodes  # noqa: E402
-from fastpolicy_invdyn_ros.sim import collect  # noqa: E402
+from fastpolicy_invdyn_ros.core.data import Episodes, save_episodes  # noqa: E402
+from fastpolicy_invdyn_ros.sim import CollectConfig, collect  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def demos() -> Episodes:
     """60 scripted-expert episodes of 4 s on the MuJoCo arm (24,000 steps)."""
-    return collect(num_episodes=60, seed=123)
+    return collect(CollectConfig(episodes=60, seed=123))
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,7 @@ def tiny_models(demos_path: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     Made with the trainer API, as users make theirs; for the node tests, which need real
     checkpoints but not a policy that reaches goals.
     """
-    from fastpolicy_invdyn_ros.train import TrainConfig, train
+    from fastpolicy_invdyn_ros.core.training import TrainConfig, train
 
     output_dir = tmp_path_factory.mktemp("tiny_models")
     common = dict(data=[str(demos_path)], output_dir=str(output_dir), steps=150, batch_size=64, progress=False,

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
@@ -50,6 +52,8 @@ class FakeRobot(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_subscription(Float64MultiArray, f"/{policy_name}/planned_states", self.plans.append, 10)
         self.parameters = AsyncParameterClient(self, policy_name)
+        self._change_state = self.create_client(ChangeState, f"/{policy_name}/change_state")
+        self._get_state = self.create_client(GetState, f"/{policy_name}/get_state")
         self._state_timer = self.create_timer(STATE_PERIOD_S, self._publish_state)
         self._phase_jump_ns = 0
 
@@ -112,6 +116,17 @@ class FakeRobot(Node):
     def get_remote(self, name: str) -> object:
         return parameter_value_to_python(wait_future(self.parameters.get_parameters([name])).values[0])
 
+    def change_state(self, label: str, timeout_s: float = 60.0) -> bool:
+        """Ask for a lifecycle transition by label (configure, activate, ...), as ``ros2 lifecycle set`` does."""
+        assert self._change_state.wait_for_service(timeout_sec=timeout_s), "no change_state service"
+        request = ChangeState.Request(transition=Transition(label=label))
+        return wait_future(self._change_state.call_async(request), timeout_s).success
+
+    def lifecycle_state(self) -> str:
+        """The node's lifecycle state label (``ros2 lifecycle get``)."""
+        assert self._get_state.wait_for_service(timeout_sec=30.0), "no get_state service"
+        return wait_future(self._get_state.call_async(GetState.Request())).current_state.label
+
 
 def wait_future(future, timeout_s: float = 10.0):
     deadline = time.monotonic() + timeout_s
@@ -151,3 +166,20 @@ class RobotSession:
         self.robot.destroy_node()
         rclpy.try_shutdown()
 
+
+TEST_PARAMETERS = {  # a seeded planner, no warm start, no smoothing, safe mode zero: the safe command is exactly 0
+    "safe_mode": "zero",
+    "smoothing_enabled": False,
+    "plan_seed": 0,
+    "warm_start": False,
+    "use_probabilistic_sampling": True,
+    "temperature": 0.0,
+    "replan_every": 2,
+}
+RATE_HZ = 100.0  # config/invdyn_policy.yaml
+
+
+def controlling(robot: FakeRobot, ticks: int = 5) -> bool:
+    """The next few commands come from the policy (none is the safe command)."""
+    commands = robot.collect(ticks / RATE_HZ + 0.02)
+    return len(commands) >= ticks and not any(is_safe(command) for command in commands)

@@ -17,10 +17,10 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from fastpolicy_invdyn_ros import demo
-from fastpolicy_invdyn_ros.closed_loop import (CONTROLLER_TOPIC, private_domain_id, ros_environment, sim_command, start,
-                                               stop, use_domain, wait_for)
-from fastpolicy_invdyn_ros.paths import share_path
+from fastpolicy_invdyn_ros.tools import demo
+from fastpolicy_invdyn_ros.ros.processes import (CONTROLLER_TOPIC, private_domain_id, ros_environment, sim_command, start,
+                                               stop_process, use_domain, wait_for)
+from fastpolicy_invdyn_ros.core.paths import share_path
 from fastpolicy_invdyn_ros.sim import ArmSim
 
 JOINTS = ArmSim().joint_names
@@ -81,7 +81,7 @@ def run_sim(tmp_path: Path) -> Iterator:
         yield run
     finally:
         for process in processes:
-            assert stop(process) == 0, (tmp_path / "arm_sim.log").read_text()
+            assert stop_process(process) == 0, (tmp_path / "arm_sim.log").read_text()
         executor.shutdown()
         spinner.join()
         probe.destroy_node()

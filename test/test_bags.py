@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from fastpolicy_invdyn_ros import bag_export
-from fastpolicy_invdyn_ros.bags import (
+from fastpolicy_invdyn_ros.tools import bag_export
+from fastpolicy_invdyn_ros.core.bags import (
     ARRAY_TYPE,
     DEFAULT_ACTION_TOPIC,
     DEFAULT_GOAL_TOPIC,
@@ -21,8 +21,8 @@ from fastpolicy_invdyn_ros.bags import (
     read_bag_episodes,
     write_bag,
 )
-from fastpolicy_invdyn_ros.data import Episodes, load_episodes, save_episodes
-from fastpolicy_invdyn_ros.sim import ArmConfig, ArmSim, collect
+from fastpolicy_invdyn_ros.core.data import Episodes, load_episodes, save_episodes
+from fastpolicy_invdyn_ros.sim import ArmConfig, ArmSim, CollectConfig, collect
 
 WITH_GOALS = BagReadConfig(goal_topic=DEFAULT_GOAL_TOPIC)
 START_NS = 1_750_000_000 * 10**9
@@ -36,7 +36,7 @@ Message = tuple[str, str, int, object]
 @pytest.fixture(scope="module")
 def demos() -> Episodes:
     """6 scripted-expert episodes of 4 s at 100 Hz (2400 steps)."""
-    return collect(num_episodes=6, seed=1)
+    return collect(CollectConfig(episodes=6, seed=1))
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def replayed_with_fine_states(episodes: Episodes) -> tuple[Episodes, list[Messag
 
 def test_state_topic_twice_as_fast_as_commands(tmp_path: Path) -> None:
     # Commands at 50 Hz, states at 100 Hz from the simulator sub-stepped at 10 ms (its timestep is 2 ms).
-    expected, messages = replayed_with_fine_states(collect(num_episodes=3, seed=2, control_dt=0.02))
+    expected, messages = replayed_with_fine_states(collect(CollectConfig(episodes=3, seed=2, control_dt=0.02)))
     bag = write_by_hand(tmp_path / "fast_states", messages, StoragePlugin.SQLITE3)
 
     episodes, report = read_bag_episodes([bag], WITH_GOALS)

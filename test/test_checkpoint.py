@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.checkpoint import (
+from fastpolicy_invdyn_ros.core.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     load_enhanced_invdyn_model,
@@ -17,10 +17,10 @@ from fastpolicy_invdyn_ros.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from fastpolicy_invdyn_ros.conversion import convert_to_enhanced_invdyn
-from fastpolicy_invdyn_ros.data import Episodes
-from fastpolicy_invdyn_ros.invdyn import InvDynConfig, build_invdyn
-from fastpolicy_invdyn_ros.normalization import Normalizer
+from fastpolicy_invdyn_ros.core.conversion import convert_to_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.data import Episodes
+from fastpolicy_invdyn_ros.core.invdyn import InvDynConfig, build_invdyn
+from fastpolicy_invdyn_ros.core.normalization import Normalizer
 
 S, A = 6, 3
 
@@ -115,8 +115,8 @@ def test_a_crafted_pickle_payload_is_refused_not_executed(tmp_path, normalizer):
 SAVE_LOOP = """
 import sys, torch
 from pathlib import Path
-from fastpolicy_invdyn_ros.checkpoint import save_checkpoint
-from fastpolicy_invdyn_ros.normalization import Normalizer
+from fastpolicy_invdyn_ros.core.checkpoint import save_checkpoint
+from fastpolicy_invdyn_ros.core.normalization import Normalizer
 normalizer = Normalizer(*[torch.ones(3)] * 4)
 path, ready = Path(sys.argv[1]), Path(sys.argv[2])
 for version in range(1, 10**6):

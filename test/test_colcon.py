@@ -47,7 +47,7 @@ def test_launch_config_and_models_are_installed_to_share(install):
 
 
 def test_installed_package_finds_its_models_through_the_ament_index(install):
-    result = sourced(install, f"{sys.executable} -c 'from {PACKAGE}.paths import share_path; "
+    result = sourced(install, f"{sys.executable} -c 'from {PACKAGE}.core.paths import share_path; "
                               f"print(share_path(\"models\", \"planner_final.pth\"))'")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(install / PACKAGE / "share" / PACKAGE / "models" / "planner_final.pth")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.data import (
+from fastpolicy_invdyn_ros.core.data import (
     Episodes,
     invdyn_windows,
     load_episodes,

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from fastpolicy_invdyn_ros.checkpoint import read_checkpoint
-from fastpolicy_invdyn_ros.train import TrainConfig, train
+from fastpolicy_invdyn_ros.core.checkpoint import read_checkpoint
+from fastpolicy_invdyn_ros.core.training import TrainConfig, train
 
 BIN = Path(sys.executable).parent
 

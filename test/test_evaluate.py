@@ -3,8 +3,8 @@ import csv
 import math
 import shutil
 
-from fastpolicy_invdyn_ros.evaluate import EvaluateConfig, evaluate
-from fastpolicy_invdyn_ros.paths import share_path
+from fastpolicy_invdyn_ros.tools.evaluate import EvaluateConfig, evaluate
+from fastpolicy_invdyn_ros.core.paths import share_path
 
 
 def test_evaluate_writes_table_csv_and_plots_and_tells_models_of_one_kind_apart(tmp_path) -> None:

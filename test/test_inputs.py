@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.inputs import GoalInput, JointStateInput
+from fastpolicy_invdyn_ros.ros.inputs import GoalInput, JointStateInput
 
 JOINTS = ["a", "b", "c"]
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.invdyn import (
+from fastpolicy_invdyn_ros.core.invdyn import (
     EnhancedInvDynamic,
     InvDynConfig,
     MLPInvDynamic,

@@ -35,7 +35,7 @@ def test_the_launch_files_compile() -> None:
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda path: path.name)
 def test_nodes_run_console_scripts_of_this_package(path: Path) -> None:
-    nodes = calls(path, "Node")
+    nodes = calls(path, "Node") + calls(path, "LifecycleNode")
     assert nodes
     for node in nodes:
         assert ast.literal_eval(keyword(node, "executable")) in console_scripts()
@@ -45,13 +45,29 @@ def test_nodes_run_console_scripts_of_this_package(path: Path) -> None:
 
 def test_the_policy_launch_remaps_its_commands_and_takes_the_arguments() -> None:
     path = ROOT / "launch" / "invdyn_policy.launch.py"
-    [node] = calls(path, "Node")
+    [node] = calls(path, "LifecycleNode")
     assert ast.unparse(keyword(node, "remappings")) == "[('~/commands', CONTROLLER_TOPIC)]"
     assert 'CONTROLLER_TOPIC = "/forward_command_controller/commands"' in path.read_text()
     arguments = {ast.literal_eval(call.args[0]) for call in calls(path, "DeclareLaunchArgument")}
-    assert arguments == {"params_file", "planner_model_path", "invdyn_model_path", "device"}
+    assert arguments == {"params_file", "planner_model_path", "invdyn_model_path", "device", "autostart"}
     parameters = ast.unparse(keyword(node, "parameters"))
     assert parameters.startswith("[LaunchConfiguration('params_file'), {")
+    assert "'autostart': False" in parameters, "launch owns the transitions, not the node"
+    assert ast.literal_eval(keyword(node, "namespace")) == "", "launch_ros requires a LifecycleNode's namespace"
+
+
+def test_the_policy_launch_configures_then_activates_only_after_configuring() -> None:
+    """The usual autostart: configure at start; activate when configuring reached inactive (never after a
+    deactivate, which also ends in inactive)."""
+    path = ROOT / "launch" / "invdyn_policy.launch.py"
+    changes = [ast.unparse(keyword(call, "transition_id")) for call in calls(path, "ChangeState")]
+    assert changes == ["Transition.TRANSITION_CONFIGURE", "Transition.TRANSITION_ACTIVATE"]
+    [handler] = calls(path, "OnStateTransition")
+    assert ast.literal_eval(keyword(handler, "start_state")) == "configuring"
+    assert ast.literal_eval(keyword(handler, "goal_state")) == "inactive"
+    conditions = [ast.unparse(keyword(call, "condition")) for call in calls(path, "EmitEvent") +
+                  calls(path, "RegisterEventHandler") if any(item.arg == "condition" for item in call.keywords)]
+    assert conditions == ["autostart", "autostart"]
     assert (ROOT / "config" / "invdyn_policy.yaml").is_file()
 
 

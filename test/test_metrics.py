@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.metrics import action_mse, action_sparc, measure_latency, percentiles_ms, rms_jerk, sparc
+from fastpolicy_invdyn_ros.core.metrics import action_mse, action_sparc, measure_latency, percentiles_ms, rms_jerk, sparc
 
 
 def test_action_mse_is_one_for_predicting_the_mean():

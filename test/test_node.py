@@ -13,28 +13,13 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from ros_harness import JOINTS, POSITIONS, STATE_PERIOD_S, FakeRobot, RobotSession, diagnostic_text, is_safe
+from ros_harness import (JOINTS, POSITIONS, RATE_HZ, STATE_PERIOD_S, TEST_PARAMETERS, FakeRobot, RobotSession,
+                         controlling, diagnostic_text, is_safe)
 
-from fastpolicy_invdyn_ros.closed_loop import (policy_command, private_domain_id, ros_environment, start, stop,
+from fastpolicy_invdyn_ros.ros.processes import (policy_command, private_domain_id, ros_environment, start, stop_process,
                                                use_domain, wait_for)
 
-TEST_PARAMETERS = {
-    "safe_mode": "zero",
-    "smoothing_enabled": False,
-    "plan_seed": 0,
-    "warm_start": False,
-    "use_probabilistic_sampling": True,
-    "temperature": 0.0,
-    "replan_every": 2,
-}
-RATE_HZ = 100.0  # config/invdyn_policy.yaml
 STARTUP_S = 60.0
-
-
-def controlling(robot: FakeRobot, ticks: int = 5) -> bool:
-    """The next few commands come from the policy (none is the safe command)."""
-    commands = robot.collect(ticks / RATE_HZ + 0.02)
-    return len(commands) >= ticks and not any(is_safe(command) for command in commands)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +33,7 @@ def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
     try:
         session = RobotSession()
     except BaseException:
-        stop(process)
+        stop_process(process)
         raise
     try:
         started = wait_for(lambda: process.poll() is not None or controlling(session.robot), STARTUP_S)
@@ -57,7 +42,7 @@ def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
         yield session.robot
     finally:
         session.close()
-        assert stop(process) == 0, f"the node did not shut down cleanly on SIGINT:\n{log.read_text()}"
+        assert stop_process(process) == 0, f"the node did not shut down cleanly on SIGINT:\n{log.read_text()}"
 
 
 @pytest.fixture

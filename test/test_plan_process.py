@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.checkpoint import load_invdyn, load_planner
-from fastpolicy_invdyn_ros.paths import share_path
-from fastpolicy_invdyn_ros.plan_process import PlanProcess
-from fastpolicy_invdyn_ros.policy import Planning, PlanRequest, Policy, PolicyConfig
+from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner
+from fastpolicy_invdyn_ros.core.paths import share_path
+from fastpolicy_invdyn_ros.core.plan_process import PlanProcess
+from fastpolicy_invdyn_ros.core.planning import Planning, PlanningConfig, PlanRequest
+from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.sim import ArmSim, TaskConfig, sample_task
 
 PLANNER = share_path("models", "planner_final.pth")
-SEEDED = PolicyConfig(plan_seed=7)
+SEEDED = PlanningConfig(plan_seed=7)
 
 
 @pytest.fixture(scope="module")

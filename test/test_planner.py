@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.planner import DiffusionPlanner, PlannerConfig, shift_plan
+from fastpolicy_invdyn_ros.core.planner import DiffusionPlanner, PlannerConfig, shift_plan
 
 S, G, H = 6, 3, 16
 

@@ -3,11 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.checkpoint import load_invdyn, load_planner
-from fastpolicy_invdyn_ros.paths import share_path
-from fastpolicy_invdyn_ros.policy import Policy, PolicyConfig, generate_actions_with_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner
+from fastpolicy_invdyn_ros.core.paths import share_path
+from fastpolicy_invdyn_ros.core.actions import generate_actions_with_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.planning import PlanningConfig
+from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
+from fastpolicy_invdyn_ros.core.safety import SafetyConfig
 from fastpolicy_invdyn_ros.sim import ArmSim, TaskConfig, run_episode, sample_task
-from fastpolicy_invdyn_ros.train import TrainConfig, train
+from fastpolicy_invdyn_ros.core.training import TrainConfig, train
 
 DEFAULT_PLANNER = share_path("models", "planner_final.pth")
 DEFAULT_INVDYN = share_path("models", "invdyn_enhanced_final.pth")
@@ -69,10 +72,11 @@ def test_settings_change_between_ticks_and_warm_and_cold_start_both_work(default
     sim = ArmSim()
     state, goal = reach_state(sim, seed=4)
     policy = Policy(planner, invdyn, PolicyConfig(replan_every=1), -sim.torque_limit, sim.torque_limit, sim.dt)
-    settings = [PolicyConfig(replan_every=1, warm_start=False), PolicyConfig(replan_every=1, warm_start=True),
-                PolicyConfig(replan_every=2, num_inference_samples=2, num_inference_steps=10),
-                PolicyConfig(replan_every=1, num_inference_samples=5, num_inference_steps=2),
-                PolicyConfig(replan_every=3, sampler="ddpm", num_inference_samples=1)]
+    settings = [PolicyConfig(replan_every=1, planning=PlanningConfig(warm_start=False)),
+                PolicyConfig(replan_every=1, planning=PlanningConfig(warm_start=True)),
+                PolicyConfig(replan_every=2, planning=PlanningConfig(num_inference_samples=2, num_inference_steps=10)),
+                PolicyConfig(replan_every=1, planning=PlanningConfig(num_inference_samples=5, num_inference_steps=2)),
+                PolicyConfig(replan_every=3, planning=PlanningConfig(sampler="ddpm", num_inference_samples=1))]
     for config in settings:
         policy.configure(config)
         for _ in range(3):
@@ -80,7 +84,7 @@ def test_settings_change_between_ticks_and_warm_and_cold_start_both_work(default
             assert policy.status.ok, policy.status.reason
             assert np.all(np.isfinite(action)) and np.all(np.abs(action) <= sim.torque_limit)
             state = sim.step(action)
-        assert policy._plan.states.shape[0] == config.num_inference_samples
+        assert policy._plan.states.shape[0] == config.planning.num_inference_samples
 
 
 def test_invalid_input_gives_the_safe_command(default_models):
@@ -92,7 +96,7 @@ def test_invalid_input_gives_the_safe_command(default_models):
     assert np.array_equal(policy.select_action(np.full(6, np.nan), goal), held)
     assert policy.status.reason == "invalid state"
     assert np.array_equal(policy.select_action(state[:4], goal), held)
-    policy.configure(PolicyConfig(safe_mode="zero"))
+    policy.configure(PolicyConfig(safety=SafetyConfig(safe_mode="zero")))
     ramped = policy.select_action(state, np.array([np.inf, 0.0, 0.0]))
     assert policy.status.reason == "invalid goal"
     assert np.all(np.abs(ramped) <= np.abs(held))
@@ -102,7 +106,7 @@ def test_short_closed_loop_run_with_the_committed_models_reaches_its_goals(defau
     planner, invdyn = default_models
     sim = ArmSim()
     # Seeded plans: the same run every time, so a model change that breaks reaching shows as a failure.
-    policy = Policy(planner, invdyn, PolicyConfig(plan_seed=0), -sim.torque_limit, sim.torque_limit, sim.dt)
+    policy = Policy(planner, invdyn, PolicyConfig(planning=PlanningConfig(plan_seed=0)), -sim.torque_limit, sim.torque_limit, sim.dt)
     rng = np.random.default_rng(2024)
     reached = []
     for _ in range(6):

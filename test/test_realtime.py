@@ -5,11 +5,11 @@ import textwrap
 
 import pytest
 
-from fastpolicy_invdyn_ros.realtime import set_fifo_priority
+from fastpolicy_invdyn_ros.ros.realtime import set_fifo_priority
 
 CHILD = textwrap.dedent("""
     import os, subprocess, sys, threading
-    from fastpolicy_invdyn_ros.realtime import set_fifo_priority
+    from fastpolicy_invdyn_ros.ros.realtime import set_fifo_priority
     early = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
     early.start()
     try:

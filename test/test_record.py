@@ -3,29 +3,30 @@ its own process in a private ROS domain; the bag is sane and trains an inverse d
 the same episodes exported to NPZ do."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-import json
-
 import torch
 
-from fastpolicy_invdyn_ros import bag_export, demo
-from fastpolicy_invdyn_ros.bags import (
+from fastpolicy_invdyn_ros.tools import bag_export, demo
+from fastpolicy_invdyn_ros.core.bags import (
     DEFAULT_ACTION_TOPIC,
     DEFAULT_GOAL_TOPIC,
     DEFAULT_STATE_TOPIC,
     BagReadConfig,
     read_bag_episodes,
 )
-from fastpolicy_invdyn_ros.checkpoint import load_invdyn
-from fastpolicy_invdyn_ros.data import Episodes, invdyn_windows, split_episodes
-from fastpolicy_invdyn_ros.paths import share_path
-from fastpolicy_invdyn_ros.record import session_plan
+from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn
+from fastpolicy_invdyn_ros.core.data import Episodes, invdyn_windows, split_episodes
+from fastpolicy_invdyn_ros.core.paths import share_path
+from fastpolicy_invdyn_ros.sim.goals import session_goals
 from fastpolicy_invdyn_ros.sim import ArmSim
 
 GOALS, SECONDS_PER_GOAL, SEED = 8, 3.0, 3
@@ -37,7 +38,7 @@ TRAIN = dict(model_type="enhanced", hidden_dim=128, num_layers=2, steps=400, bat
 
 def run_record(*args: str, timeout_s: float = 240.0) -> subprocess.CompletedProcess:
     """``record`` in its own process (it starts arm_sim and the expert as processes of their own)."""
-    return subprocess.run([sys.executable, "-m", "fastpolicy_invdyn_ros.record", *args],
+    return subprocess.run([sys.executable, "-m", "fastpolicy_invdyn_ros.tools.record", *args],
                           capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -70,7 +71,7 @@ def test_the_recorded_bag_is_sane(recording: tuple[Path, str]) -> None:
     assert episodes.dt == pytest.approx(0.01, abs=2e-4)
     # Episodes split at goal changes: one goal per episode, the expert's seeded goals in order.
     assert report.splits["goal change"] == GOALS - 1
-    planned = np.array(session_plan(ArmSim(), SEED, GOALS, 0.3, 0.25)[1])
+    planned = np.array(session_goals(ArmSim(), SEED, GOALS, 0.3, 0.25)[1])
     starts = episodes.episode_starts
     assert all(np.all(episodes.goals[start:end] == episodes.goals[start])
                for start, end in zip(starts, episodes.episode_ends))
@@ -91,12 +92,12 @@ def test_the_recorded_bag_is_sane(recording: tuple[Path, str]) -> None:
 
 
 def test_bag_trains_as_well_as_its_npz_export(recording: tuple[Path, str], tmp_path: Path) -> None:
-    from fastpolicy_invdyn_ros.train import TrainConfig, train
+    from fastpolicy_invdyn_ros.core.training import TrainConfig, train
 
     bag, _ = recording
     npz = tmp_path / "demos.npz"
     bag_export.main(["--bag", str(bag), "--output", str(npz), "--goal_topic", DEFAULT_GOAL_TOPIC])
-    from_bag = train(TrainConfig(bag=[str(bag)], goal_topic=DEFAULT_GOAL_TOPIC, output_dir=str(tmp_path / "bag"),
+    from_bag = train(TrainConfig(bag=[str(bag)], bag_reading=WITH_GOALS, output_dir=str(tmp_path / "bag"),
                                  **TRAIN))
     from_npz = train(TrainConfig(data=[str(npz)], output_dir=str(tmp_path / "npz"), **TRAIN))
     train_part, _ = bag_split(bag)
@@ -121,14 +122,14 @@ def test_sqlite3_and_existing_output(tmp_path: Path) -> None:
     assert report.splits["goal change"] == 1 and report.commands_used >= 250, report
     before = {file.name: file.stat().st_mtime_ns for file in bag.iterdir()}
     again = run_record("--output", str(bag), "--goals", "1", timeout_s=60.0)
-    assert again.returncode == 1 and "exists already" in again.stderr
+    assert again.returncode == 2 and "exists already" in again.stderr
     assert {file.name: file.stat().st_mtime_ns for file in bag.iterdir()} == before
     assert [path.name for path in tmp_path.iterdir()] == ["short_bag"]
 
 
 def bag_split(bag: Path) -> tuple[Episodes, Episodes]:
     """The training and held-out episodes of ``bag`` as the trainer splits them by default."""
-    from fastpolicy_invdyn_ros.train import TrainConfig
+    from fastpolicy_invdyn_ros.core.training import TrainConfig
 
     episodes, _ = read_bag_episodes([bag], WITH_GOALS)
     return split_episodes(episodes, TrainConfig.val_fraction, TrainConfig.seed)
@@ -174,3 +175,27 @@ def test_round_trip_record_train_from_the_bag_and_drive_the_arm(recording: tuple
                       "--output_dir", str(tmp_path / "demo")]) == 0
     report = json.loads((tmp_path / "demo" / "summary.json").read_text())["report"]
     assert report["num_goals"] == 3 and report["reached"] >= 2, report
+
+
+def test_ctrl_c_ends_the_recording_early_and_keeps_what_was_recorded(tmp_path: Path) -> None:
+    """SIGINT to the process group (record, arm_sim and the expert alike), as a terminal's Ctrl-C: every
+    process exits 0 without a traceback and the bag holds the recording so far, as ros2 bag record's would."""
+    bag, logs = tmp_path / "cut_bag", tmp_path / "logs"
+    process = subprocess.Popen([sys.executable, "-m", "fastpolicy_invdyn_ros.tools.record", "--output", str(bag),
+                                "--goals", "10", "--seconds_per_goal", "3", "--log_dir", str(logs)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    expert_log = logs / "expert.log"
+    deadline = time.monotonic() + 120.0
+    while not (expert_log.exists() and "starting" in expert_log.read_text()) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.2)
+    time.sleep(2.0)
+    os.killpg(process.pid, signal.SIGINT)
+    printed = process.communicate(timeout=60.0)[0]
+    assert process.returncode == 0, printed
+    assert "Traceback" not in printed and "interrupted after" in printed, printed
+    for name in ("arm_sim", "expert"):
+        assert "Traceback" not in (logs / f"{name}.log").read_text()
+    episodes, report = read_bag_episodes([bag], WITH_GOALS)
+    assert 100 <= report.messages[DEFAULT_ACTION_TOPIC] < 10 * 3 * 100, report
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == [], "no staging left"

@@ -1,4 +1,5 @@
 """Reading subscriptions without the executor, and a node's exit code (real rclpy over DDS, in a private domain)."""
+import signal
 import threading
 import time
 
@@ -9,8 +10,8 @@ from rclpy.node import Node
 from rclpy.task import Future
 from std_msgs.msg import Float64MultiArray
 
-from fastpolicy_invdyn_ros.closed_loop import private_domain_id, use_domain
-from fastpolicy_invdyn_ros.ros_common import PolledGroup, drain, run_node, take
+from fastpolicy_invdyn_ros.ros.processes import private_domain_id, use_domain
+from fastpolicy_invdyn_ros.ros.common import PolledGroup, drain, run_node, take
 
 
 @pytest.fixture
@@ -65,7 +66,6 @@ def test_the_executor_never_runs_a_polled_subscription_and_drain_reads_its_queue
 
 def test_a_node_whose_future_fails_in_another_thread_exits_with_1():
     use_domain(private_domain_id())
-    rclpy.init()
     failed = Future()
     fail = threading.Timer(0.2, lambda: failed.set_exception(RuntimeError("physics stopped")))
 
@@ -73,6 +73,11 @@ def test_a_node_whose_future_fails_in_another_thread_exits_with_1():
         fail.start()
         return Node("failing_node")
 
-    code = run_node("failing_node", make_node, (), lambda _: SingleThreadedExecutor(), lambda _: None,
-                    until=lambda _: failed)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = run_node("failing_node", make_node, (), lambda _: SingleThreadedExecutor(), lambda _: None,
+                        until=lambda _: failed)
+    finally:  # run_node keeps its stop handlers for the rest of the process: give pytest its own back
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     assert code == 1 and not rclpy.ok()

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastpolicy_invdyn_ros.data import load_episodes
+from fastpolicy_invdyn_ros.core.data import load_episodes
 from fastpolicy_invdyn_ros.sim import (
     ArmConfig,
     ArmSim,
+    CollectConfig,
     ExpertConfig,
     ScriptedExpert,
     TaskConfig,
@@ -19,7 +20,7 @@ from fastpolicy_invdyn_ros.sim import (
     sample_task,
     summarize,
 )
-from fastpolicy_invdyn_ros.sim.collect import main as collect_main
+from fastpolicy_invdyn_ros.tools.collect import main as collect_main
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +161,8 @@ def test_recorded_actions_lead_to_the_next_states(sim: ArmSim) -> None:
 
 
 def test_collect_is_reproducible_from_its_seed() -> None:
-    first = collect(num_episodes=2, seed=7, episode_seconds=0.2)
-    second = collect(num_episodes=2, seed=7, episode_seconds=0.2)
+    first = collect(CollectConfig(episodes=2, seed=7, episode_seconds=0.2))
+    second = collect(CollectConfig(episodes=2, seed=7, episode_seconds=0.2))
     np.testing.assert_array_equal(first.states, second.states)
     np.testing.assert_array_equal(first.actions, second.actions)
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fastpolicy_invdyn_ros.smoothing import ActionSmoother, SmootherConfig
+from fastpolicy_invdyn_ros.core.smoothing import ActionSmoother, SmootherConfig
 
 J = 3
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -46,7 +46,7 @@ def test_low_pass_follows_a_step_with_its_time_constant():
 
 
 def test_disabled_passes_through_but_still_clamps():
-    smoother = ActionSmoother(SmootherConfig(enabled=False), 0.01, [-1.0, -2.0], [1.0, 2.0])
+    smoother = ActionSmoother(SmootherConfig(smoothing_enabled=False), 0.01, [-1.0, -2.0], [1.0, 2.0])
     assert smoother(np.array([0.5, -5.0])).tolist() == [0.5, -2.0]
 
 
@@ -60,7 +60,7 @@ def test_live_reconfiguration_keeps_the_state():
 
 def test_invalid_settings_are_refused():
     with pytest.raises(ValueError):
-        SmootherConfig(cutoff_hz=-1.0)
+        SmootherConfig(smoothing_cutoff_hz=-1.0)
     with pytest.raises(ValueError):
         SmootherConfig(slew_rate=math.nan)
     with pytest.raises(ValueError):

@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastpolicy_invdyn_ros.tick_phase import LATE_TOLERANCE_NS, MARGIN_NS, TickPhase
+from fastpolicy_invdyn_ros.ros.tick_phase import LATE_TOLERANCE_NS, MARGIN_NS, TickPhase
 
 MS = 1_000_000
 TICK_NS = 10 * MS

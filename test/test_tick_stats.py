@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.tick_stats import TickStats
+from fastpolicy_invdyn_ros.ros.tick_stats import TickStats
 
 
 def test_percentiles_cover_the_last_ticks_and_ages_skip_ticks_without_a_state() -> None:

@@ -6,9 +6,10 @@ import time
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.checkpoint import load_invdyn, read_checkpoint
-from fastpolicy_invdyn_ros.conversion import convert_to_enhanced_invdyn
-from fastpolicy_invdyn_ros.train import TrainConfig, main, train
+from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, read_checkpoint
+from fastpolicy_invdyn_ros.core.conversion import convert_to_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.training import TrainConfig, train
+from fastpolicy_invdyn_ros.tools.trainer import main
 
 SMALL = {"hidden_dim": 128, "num_layers": 2, "batch_size": 128, "progress": False}
 
@@ -35,7 +36,7 @@ def test_probabilistic_model_trains_by_likelihood(demos_path, tmp_path):
 
 
 def run_trainer(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from fastpolicy_invdyn_ros.train import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-c", "from fastpolicy_invdyn_ros.tools.trainer import main; main()", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -1,9 +1,9 @@
 """The simulated MuJoCo arm, its scripted expert, the reaching task and demonstration collection.
 
-Imports no ROS module; the ROS bridge lives in ``sim.arm_node``.
+Imports no ROS module; its ROS nodes (``arm_sim``, the expert) live in ``ros/``.
 """
 from .arm import DEFAULT_XML, ArmConfig, ArmSim
-from .collect import collect, collect_records, records_to_episodes
+from .collect import CollectConfig, collect, collect_records, records_to_episodes
 from .expert import ExpertConfig, ScriptedExpert
 from .task import (
     Controller,
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_XML",
     "ArmConfig",
     "ArmSim",
+    "CollectConfig",
     "Controller",
     "EpisodeRecord",
     "ExpertConfig",

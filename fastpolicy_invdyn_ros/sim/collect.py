@@ -1,66 +1,61 @@
-"""``collect``: scripted-expert demonstrations on the simulated arm, written as NPZ episodes.
+"""Scripted-expert demonstrations on the simulated arm, as NPZ episodes (``tools.collect`` writes them).
 
 Each episode starts at rest in a random configuration, reaches a random goal and holds it until
 the fixed duration ends, so the data teaches holding as well as reaching.
-
-    ros2 run fastpolicy_invdyn_ros collect --output data/demos.npz --episodes 200
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
-from .. import cli
-from ..bags import STORAGE_FORMATS, write_bag
-from ..data import Episodes, save_episodes
+from ..core.data import Episodes
+from ..core.settings import check, setting
 from .arm import ArmConfig, ArmSim
 from .expert import ExpertConfig, ScriptedExpert
-from .task import EpisodeRecord, TaskConfig, run_episode, sample_nearby_task, sample_task, summarize
+from .task import EpisodeRecord, TaskConfig, run_episode, sample_nearby_task, sample_task
 
 
 @dataclass
-class CollectOptions:
-    """Command-line options of ``collect`` (each field becomes ``--<name>``)."""
+class CollectConfig:
+    """Which demonstrations to collect."""
 
-    output: str = cli.option("data/demos.npz", "NPZ file, or rosbag2 directory with --format mcap/sqlite3")
-    format: str = cli.option("npz", "what to write: NPZ episodes or a rosbag2", choices=("npz", *STORAGE_FORMATS))
-    episodes: int = cli.option(200, "number of episodes")
-    seed: int = cli.option(0, "seed of starts, goals, expert gains and noise")
-    episode_seconds: float = cli.option(TaskConfig.episode_seconds, "duration of every episode in seconds")
-    noise_scale: float = cli.option(ExpertConfig.noise_scale, "expert acceleration noise std in rad/s^2 (0: none)")
-    control_dt: float = cli.option(ArmConfig.control_dt, "control period in seconds")
-    nearby_fraction: float = cli.option(0.3, "fraction of episodes whose goal is near the rest start")
-    nearby_offset: float = cli.option(0.25, "largest per-joint start-to-goal offset (rad) of those episodes")
+    episodes: int = setting(200, low=1)
+    """Number of episodes."""
+    seed: int = 0
+    """Seed of the starts, goals, expert gains and noise."""
+    episode_seconds: float = setting(TaskConfig.episode_seconds, low=0.01)
+    """Duration of every episode in seconds."""
+    noise_scale: float = setting(ExpertConfig.noise_scale, low=0.0)
+    """Expert acceleration noise std in rad/s^2 (0: none)."""
+    control_dt: float = setting(ArmConfig.control_dt, low=1e-4)
+    """Control period in seconds (a multiple of the MuJoCo timestep)."""
+    nearby_fraction: float = setting(0.3, low=0.0, high=1.0)
+    """Fraction of episodes whose goal is near the rest start."""
+    nearby_offset: float = setting(0.25, low=0.0)
+    """Largest per-joint start-to-goal offset (rad) of those episodes."""
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
-def collect_records(
-    sim: ArmSim,
-    num_episodes: int,
-    seed: int,
-    episode_seconds: float,
-    expert_config: ExpertConfig | None = None,
-    task: TaskConfig | None = None,
-    progress: bool = False,
-    nearby_fraction: float = CollectOptions.nearby_fraction,
-    nearby_offset: float = CollectOptions.nearby_offset,
-) -> list[EpisodeRecord]:
+def collect_records(sim: ArmSim, config: CollectConfig, task: TaskConfig | None = None,
+                    progress: bool = False) -> list[EpisodeRecord]:
     """Run the scripted expert from random rest starts to random goals, one fixed-length episode each.
 
     A ``nearby_fraction`` of the goals lie within ``nearby_offset`` of their start (``sample_nearby_task``).
     """
     task = task or TaskConfig()
-    num_steps = round(episode_seconds / sim.dt)
-    if num_episodes < 1 or num_steps < 1:
-        raise ValueError(f"need at least one episode of one step, got {num_episodes} x {episode_seconds} s")
-    rng = np.random.default_rng(seed)
-    expert = ScriptedExpert(sim, expert_config, rng)
+    num_steps = round(config.episode_seconds / sim.dt)
+    if num_steps < 1:
+        raise ValueError(f"an episode of {config.episode_seconds} s has no control period of {sim.dt} s")
+    rng = np.random.default_rng(config.seed)
+    expert = ScriptedExpert(sim, ExpertConfig(noise_scale=config.noise_scale), rng)
     records = []
-    for _ in tqdm(range(num_episodes), desc="collect", unit="episode", disable=not progress):
-        if rng.random() < nearby_fraction:
-            q0, goal = sample_nearby_task(sim, rng, task.goal_margin, nearby_offset)
+    for _ in tqdm(range(config.episodes), desc="collect", unit="episode", disable=not progress):
+        if rng.random() < config.nearby_fraction:
+            q0, goal = sample_nearby_task(sim, rng, task.goal_margin, config.nearby_offset)
         else:
             q0, goal = sample_task(sim, rng, task.goal_margin)
         expert.reset()
@@ -80,61 +75,8 @@ def records_to_episodes(records: list[EpisodeRecord], dt: float, joint_names: li
     )
 
 
-def collect(
-    num_episodes: int = CollectOptions.episodes,
-    seed: int = CollectOptions.seed,
-    episode_seconds: float = CollectOptions.episode_seconds,
-    noise_scale: float = CollectOptions.noise_scale,
-    control_dt: float = CollectOptions.control_dt,
-    progress: bool = False,
-    nearby_fraction: float = CollectOptions.nearby_fraction,
-) -> Episodes:
-    """``num_episodes`` expert demonstrations of ``episode_seconds`` each on the default arm."""
-    sim = ArmSim(ArmConfig(control_dt=control_dt))
-    records = collect_records(
-        sim, num_episodes, seed, episode_seconds, ExpertConfig(noise_scale=noise_scale), progress=progress,
-        nearby_fraction=nearby_fraction,
-    )
-    return records_to_episodes(records, sim.dt, sim.joint_names)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = cli.build_parser(CollectOptions, __doc__)
-    options = CollectOptions(**vars(parser.parse_args(argv)))
-    try:
-        sim = ArmSim(ArmConfig(control_dt=options.control_dt))
-        started = time.perf_counter()
-        records = collect_records(
-            sim,
-            options.episodes,
-            options.seed,
-            options.episode_seconds,
-            ExpertConfig(noise_scale=options.noise_scale),
-            progress=True,
-            nearby_fraction=options.nearby_fraction,
-            nearby_offset=options.nearby_offset,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    elapsed = time.perf_counter() - started
-    summary = summarize(records, sim.dt)
-    task = TaskConfig()
-    print(
-        f"expert: success {summary.success_rate:.1%} of {len(records)} episodes "
-        f"(|q - goal| <= {task.position_tolerance} rad, |qd| <= {task.velocity_tolerance} rad/s at the end), "
-        f"final error median {summary.median_final_error:.4f} rad, max {summary.max_final_error:.4f} rad, "
-        f"median time to reach {summary.median_seconds_to_reach:.2f} s; collected in {elapsed:.1f} s"
-    )
-    episodes = records_to_episodes(records, sim.dt, sim.joint_names)
-    try:
-        if options.format == "npz":
-            save_episodes(options.output, episodes)
-        else:
-            write_bag(options.output, episodes, format=options.format)
-    except (FileExistsError, ValueError) as error:
-        parser.error(str(error))
-    print(f"wrote {options.output}: {episodes.num_episodes} episodes, {len(episodes.states)} steps, dt={episodes.dt}")
-
-
-if __name__ == "__main__":
-    main()
+def collect(config: CollectConfig | None = None, progress: bool = False) -> Episodes:
+    """Expert demonstrations on the default arm, as ``config`` says."""
+    config = config or CollectConfig()
+    sim = ArmSim(ArmConfig(control_dt=config.control_dt))
+    return records_to_episodes(collect_records(sim, config, progress=progress), sim.dt, sim.joint_names)

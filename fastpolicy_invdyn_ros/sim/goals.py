@@ -1,4 +1,4 @@
-"""A sequence of random reachable goals for the simulated arm, with the outcome of each. No ROS here."""
+"""Sequences of random reachable goals for the simulated arm, and the outcome of each. No ROS here."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .arm import ArmSim
-from .task import TaskConfig, goal_reached
+from .task import TaskConfig, goal_reached, nearby_goal
 
 
 @dataclass
@@ -67,3 +67,24 @@ class GoalSequence:
             "velocity_tolerance": self.task.velocity_tolerance,
             "goals": [asdict(outcome) for outcome in self.outcomes],
         }
+
+
+def session_goals(sim: ArmSim, seed: int, num_goals: int, nearby_fraction: float, nearby_offset: float,
+                  margin: float = TaskConfig.goal_margin) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A rest start and ``num_goals`` goals reached one after another, a deterministic function of the seed.
+
+    Goals are random reachable configurations; a ``nearby_fraction`` of them lie within
+    ``nearby_offset`` rad per joint of where the arm rests when they start (the start, or the
+    previous goal), as ``task.sample_nearby_task`` makes them.
+    """
+    rng = np.random.default_rng([seed, 0])
+    start = sim.sample_configuration(rng, margin)
+    goals, previous = [], start
+    for _ in range(num_goals):
+        if rng.random() < nearby_fraction:
+            goal = nearby_goal(sim, rng, previous, margin, nearby_offset)
+        else:
+            goal = sim.sample_configuration(rng, margin)
+        goals.append(goal)
+        previous = goal
+    return start, goals

@@ -85,9 +85,14 @@ def sample_nearby_task(sim: ArmSim, rng: np.random.Generator, margin: float,
     stopped a little short must also have seen how to start from rest with a small error.
     """
     q0 = sim.sample_configuration(rng, margin)
+    return q0, nearby_goal(sim, rng, q0, margin, max_offset)
+
+
+def nearby_goal(sim: ArmSim, rng: np.random.Generator, rest: np.ndarray, margin: float,
+                max_offset: float) -> np.ndarray:
+    """A goal at most ``max_offset`` rad per joint from ``rest``, at least ``margin`` inside the limits."""
     low, high = sim.position_limits.T
-    goal = np.clip(q0 + rng.uniform(-max_offset, max_offset, size=q0.shape), low + margin, high - margin)
-    return q0, goal
+    return np.clip(rest + rng.uniform(-max_offset, max_offset, size=rest.shape), low + margin, high - margin)
 
 
 def run_episode(

@@ -1,0 +1,179 @@
+"""One-file checkpoints: format version, kind, plain config, weights, normalizer.
+
+Files are read with ``torch.load(weights_only=True)``: only tensors and plain containers are
+accepted, so a crafted pickle is refused instead of executed. Writes go to a temporary file that
+is fsynced and renamed over the target (``files.atomic_file``), so a crash mid-save leaves the
+previous file intact.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import InputError
+from .files import atomic_file
+from .invdyn import InvDynamic, InvDynConfig, build_invdyn
+from .normalization import Normalizer
+from .planner import DiffusionPlanner, PlannerConfig
+
+FORMAT_VERSION = 1
+KINDS = ("invdyn", "planner")
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used here; the message names the file and the problem."""
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    kind: str,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    normalizer: Normalizer,
+    metadata: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically. ``train_state`` (optimizer, schedule, RNG) enables resume."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": dict(config),
+        "state_dict": {name: tensor.detach().cpu() for name, tensor in state_dict.items()},
+        "normalizer": normalizer.state_dict(),
+        "metadata": dict(metadata or {}),
+    }
+    if train_state is not None:
+        payload["train_state"] = train_state
+    with atomic_file(path) as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load and validate a checkpoint's structure, version and (if given) kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: refused to load, it is not a plain-data checkpoint ({error})") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({error})") from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise CheckpointError(f"{path}: not a fastpolicy_invdyn_ros checkpoint (no format_version)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format_version {payload['format_version']} is not supported (expected {FORMAT_VERSION})"
+        )
+    missing = {"kind", "config", "state_dict", "normalizer"} - set(payload)
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {sorted(missing)}")
+    if kind is not None and payload["kind"] != kind:
+        raise CheckpointError(f"{path}: checkpoint kind is {payload['kind']!r} but {kind!r} was expected")
+    return payload
+
+
+def check_config(path: str | Path, config: dict[str, Any], **expected: Any) -> None:
+    """Refuse a checkpoint whose config differs from each expected value that is not None."""
+    mismatches = [
+        f"{name}={config.get(name)!r} (expected {value!r})"
+        for name, value in expected.items()
+        if value is not None and config.get(name) != value
+    ]
+    if mismatches:
+        raise CheckpointError(f"{path}: checkpoint does not match: " + ", ".join(mismatches))
+
+
+def load_invdyn(
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    *,
+    model_type: str | None = None,
+    state_dim: int | None = None,
+    action_dim: int | None = None,
+    seq_length: int | None = None,
+    use_probabilistic: bool | None = None,
+) -> InvDynamic:
+    """An inverse dynamics model in eval mode with its ``normalizer``, checked against expectations."""
+    payload = read_checkpoint(path, kind="invdyn")
+    check_config(
+        path,
+        payload["config"],
+        model_type=model_type,
+        state_dim=state_dim,
+        action_dim=action_dim,
+        seq_length=seq_length,
+        use_probabilistic=use_probabilistic,
+    )
+    try:
+        model = build_invdyn(InvDynConfig.from_dict(payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the stored config ({error})") from None
+    model.normalizer = Normalizer.from_state_dict(payload["normalizer"]).to(device)
+    return model.to(device).eval()
+
+
+def load_planner(
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    *,
+    state_dim: int | None = None,
+    goal_dim: int | None = None,
+    horizon: int | None = None,
+    n_obs_steps: int | None = None,
+) -> DiffusionPlanner:
+    """A diffusion planner in eval mode with its ``normalizer``, checked against expectations."""
+    payload = read_checkpoint(path, kind="planner")
+    check_config(path, payload["config"], state_dim=state_dim, goal_dim=goal_dim, horizon=horizon,
+                 n_obs_steps=n_obs_steps)
+    try:
+        planner = DiffusionPlanner(PlannerConfig.from_dict(payload["config"]))
+        planner.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the stored config ({error})") from None
+    planner.normalizer = Normalizer.from_state_dict(payload["normalizer"]).to(device)
+    return planner.to(device).eval()
+
+
+def load_enhanced_invdyn_model(
+    model_path: str | Path,
+    state_dim: int,
+    action_dim: int,
+    device: torch.device | str = "cpu",
+    use_probabilistic: bool | None = None,
+) -> InvDynamic:
+    """The seed's loader: an ``EnhancedInvDynamic`` checked for dims and head type."""
+    return load_invdyn(
+        model_path,
+        device,
+        model_type="enhanced",
+        state_dim=state_dim,
+        action_dim=action_dim,
+        use_probabilistic=use_probabilistic,
+    )
+
+
+def load_policy_models(planner_path: str | Path, invdyn_path: str | Path, device: torch.device | str = "cpu",
+                       seq_length: int | None = None) -> tuple[DiffusionPlanner, InvDynamic, dict[str, Any]]:
+    """The planner and the inverse dynamics model of one policy, checked against each other, and their
+    metadata merged (joint_names, dt, temperature, ...: the inverse dynamics checkpoint's first)."""
+    planner = load_planner(planner_path, device)
+    invdyn = load_invdyn(invdyn_path, device, state_dim=planner.config.state_dim, seq_length=seq_length)
+    planner_metadata = read_checkpoint(planner_path)["metadata"]
+    metadata = {**planner_metadata, **read_checkpoint(invdyn_path)["metadata"]}
+    # A period inferred from a recording (trainer --bag) is the nominal one only to within its jitter.
+    same = {"joint_names": lambda a, b: list(a) == list(b), "dt": lambda a, b: math.isclose(a, b, rel_tol=0.01)}
+    for key, equal in same.items():
+        if key in planner_metadata and not equal(metadata[key], planner_metadata[key]):
+            raise CheckpointError(f"{invdyn_path}: {key} {metadata[key]} differs from the planner's "
+                                  f"{planner_metadata[key]}")
+    return planner, invdyn, metadata

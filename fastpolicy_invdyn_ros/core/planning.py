@@ -1,0 +1,191 @@
+"""Planning a request into a plan, and planning off the control tick.
+
+A ``PlanRequest`` (recent raw states, the goal, the plan to warm start from, the settings) becomes a
+``Plan`` (raw future states, one row per sample) through ``Planning``, the diffusion planner with its
+normalizer. A control tick never waits for that: a ``BackgroundPlanner`` takes requests and hands
+back finished plans, in a thread (``PlanWorker``) or a process of its own (``plan_process.PlanProcess``).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .planner import SAMPLERS, DiffusionPlanner, shift_plan
+from .settings import check, setting
+
+
+@dataclass
+class PlanningConfig:
+    """How each plan is drawn; every field may change between plans."""
+
+    num_inference_samples: int = setting(8, low=1, high=256)
+    """Plans drawn per replan, as one batch; their actions are averaged."""
+    num_inference_steps: int = setting(5, low=1, high=1000)
+    """DDIM denoising steps of a cold-start plan (a warm start runs the last fraction of them); at most the
+    planner's training steps."""
+    sampler: str = setting("ddim", choices=SAMPLERS)
+    """ddim: few steps, warm started (the default); ddpm: every training step, Decision Diffuser's way, no warm
+    start: hundreds of milliseconds per plan, for offline comparison, too slow for a control tick."""
+    warm_start: bool = setting(True)
+    """Start each plan from the previous one, shifted by the ticks executed and partially re-noised: faster and
+    smoother."""
+    plan_seed: int = setting(-1, low=-1, high=2**31 - 1)
+    """Seed of every plan's noise (-1: fresh noise); seeded, a plan is a function of its inputs alone (for
+    reproducible tests)."""
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class Plan:
+    """Planned raw (unnormalized) states s_{o+1..o+H} made from the state at tick ``origin_tick``."""
+
+    states: torch.Tensor
+    """(N, H, S): one row per sample."""
+    origin_tick: int
+    """The tick whose state was the plan's current state; ``states[:, k]`` is due at tick origin + k."""
+    seconds: float
+    """Wall-clock time the planner took."""
+
+
+@dataclass
+class PlanRequest:
+    """What a plan is made from."""
+
+    history: torch.Tensor
+    """(n_obs_steps, S) raw recent states, ending with the current one."""
+    goal: torch.Tensor | None
+    """(G,) raw goal (None for a planner without goals)."""
+    origin_tick: int
+    """The tick of the current state (the last of ``history``)."""
+    previous: Plan | None
+    """The plan to warm start from (None: cold start)."""
+    config: PlanningConfig
+    """How to draw the plans."""
+
+
+class Planning:
+    """Turns a ``PlanRequest`` into a ``Plan`` with the diffusion planner (no threading here)."""
+
+    def __init__(self, planner: DiffusionPlanner) -> None:
+        self.planner = planner
+        self.normalizer = planner.normalizer
+
+    def _generator(self, seed: int) -> torch.Generator | None:
+        if seed < 0:
+            return None
+        return torch.Generator(device=self.normalizer.state_mean.device).manual_seed(seed)
+
+    @torch.inference_mode()
+    def __call__(self, request: PlanRequest) -> Plan:
+        started = time.perf_counter()
+        config, previous, normalizer = request.config, request.previous, self.normalizer
+        current = request.history[-1]
+        history = normalizer.normalize_state(request.history)[None]
+        goal = None if request.goal is None else normalizer.normalize_goal_error(request.goal, current)[None]
+        warm_start = None
+        if config.warm_start and config.sampler == "ddim" and previous is not None:
+            shifted = normalizer.normalize_plan(shift_plan(previous.states, request.origin_tick - previous.origin_tick),
+                                                current)
+            # Per-sample warm start when the sample count is unchanged, else their mean.
+            warm_start = shifted[None] if len(shifted) == config.num_inference_samples else shifted.mean(0)[None]
+        steps = config.num_inference_steps if config.sampler == "ddim" else None
+        plans = self.planner.sample(history, goal, config.num_inference_samples, steps,
+                                    warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed))
+        states = normalizer.unnormalize_plan(plans[0], current)
+        if not torch.isfinite(states).all():
+            raise FloatingPointError("planner produced non-finite states")
+        return Plan(states, request.origin_tick, time.perf_counter() - started)
+
+
+class BackgroundPlanner(Protocol):
+    """Plans off the tick: ``PlanWorker`` (a thread) or ``plan_process.PlanProcess`` (a process)."""
+
+    def submit(self, request: PlanRequest) -> None:
+        """Ask for a plan; never waits for planning. A newer request replaces one not yet started."""
+
+    @property
+    def pending(self) -> bool:
+        """A request waits or is being planned."""
+
+    def latest(self) -> tuple[Plan | None, str | None]:
+        """The newest finished plan and the error of the newest failed attempt (None after a success)."""
+
+    def reset(self) -> None:
+        """Forget plans and requests; a plan still being made is discarded when it lands."""
+
+    def close(self) -> None:
+        """Stop planning and release the thread or process."""
+
+
+class PlanWorker:
+    """Plans in a background thread. ``submit`` and ``latest`` never block on planning.
+
+    Only the newest request is kept: a request submitted while another is pending replaces it.
+    """
+
+    def __init__(self, planning: Planning) -> None:
+        self._planning = planning
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._request: PlanRequest | None = None
+        self._busy = False
+        self._latest: Plan | None = None
+        self._error: str | None = None
+        self._closed = False
+        self._generation = 0  # bumped by reset: a plan still in flight then is discarded when it lands
+        self._thread = threading.Thread(target=self._run, name="plan_worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: PlanRequest) -> None:
+        with self._lock:
+            self._request = request
+            self._wake.notify()
+
+    @property
+    def pending(self) -> bool:
+        """A request waits or is being planned."""
+        with self._lock:
+            return self._request is not None or self._busy
+
+    def latest(self) -> tuple[Plan | None, str | None]:
+        """The newest finished plan and the error of the newest failed attempt (None after a success)."""
+        with self._lock:
+            return self._latest, self._error
+
+    def reset(self) -> None:
+        with self._lock:
+            self._request, self._latest, self._error = None, None, None
+            self._generation += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._request is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                request, self._request, self._busy = self._request, None, True
+                generation = self._generation
+            try:
+                plan, error = self._planning(request), None
+            except Exception as exc:  # noqa: BLE001 - any planner failure must end in a safe command
+                plan, error = None, f"planner failed: {type(exc).__name__}: {exc}"
+            with self._lock:
+                self._busy = False
+                if generation != self._generation:
+                    continue
+                if plan is not None and (self._latest is None or plan.origin_tick >= self._latest.origin_tick):
+                    self._latest = plan
+                self._error = error

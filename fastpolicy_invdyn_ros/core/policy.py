@@ -1,0 +1,222 @@
+"""The policy: plan the next states with the diffusion planner, act with inverse dynamics.
+
+``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
+asks for a new plan every ``replan_every`` ticks (inline, or from a ``planning.BackgroundPlanner``
+that the tick never waits for), takes the planned state for the next control period, turns it into
+an action with the inverse dynamics model (``actions.actions_from_plan``) and smooths it. A failure
+anywhere on that path returns the safe command (``safety``) and says why in ``Policy.status``. A
+controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
+plans with the background planner after the command is sent.
+
+How the ``num_inference_samples`` plans become one action: each sampled plan's next state gives
+one action from the inverse dynamics model (one batch), and the executed action is their mean in
+normalized action units, the Monte-Carlo estimate of the expected action under the planner.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .actions import actions_from_plan
+from .invdyn import InvDynamic
+from .planner import DiffusionPlanner
+from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
+from .safety import SafetyConfig
+from .settings import check, setting
+from .smoothing import ActionSmoother, SmootherConfig
+
+
+@dataclass
+class PolicyConfig:
+    """Run-time settings of the policy; every field may change between ticks (``Policy.configure``)."""
+
+    temperature: float = setting(0.0, low=0.0, high=10.0)
+    """Sampling temperature of a probabilistic inverse dynamics model (0: its mean); used with
+    use_probabilistic_sampling."""
+    use_probabilistic_sampling: bool = setting(False)
+    """Sample actions at temperature from a probabilistic inverse dynamics model; false uses its mean."""
+    replan_every: int = setting(4, low=1, high=256)
+    """Control ticks between plans (receding horizon), at most the planner's horizon."""
+    planning: PlanningConfig = field(default_factory=PlanningConfig)
+    """How each plan is drawn."""
+    smoothing: SmootherConfig = field(default_factory=SmootherConfig)
+    """Low-pass, slew limit and clamp applied to every command, the safe command included."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """The safe command and when it is used."""
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class TickStatus:
+    """What the last tick did; read by the node for diagnostics."""
+
+    ok: bool = False
+    """True when the command came from the policy, False when it is the safe command."""
+    reason: str = "no tick yet"
+    """Why the safe command was used (empty when ok)."""
+    plan_age_ticks: int = -1
+    """Ticks since the used plan's current state (-1: no plan)."""
+    plan_seconds: float = math.nan
+    """Planner time of the used plan."""
+
+
+class Policy:
+    """Receding-horizon control with a diffusion planner and an inverse dynamics model.
+
+    Without a ``worker`` it plans inline on the tick that needs it (deterministic, for offline
+    evaluation); with one (a ``BackgroundPlanner``) the tick submits requests and uses the newest
+    finished plan, falling back to the safe command when there is none young enough. The policy
+    owns the worker from then on (``reset`` and ``close`` reach it).
+    """
+
+    def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
+                 action_low: np.ndarray, action_high: np.ndarray, dt: float,
+                 worker: BackgroundPlanner | None = None) -> None:
+        if planner.config.state_dim != invdyn.config.state_dim:
+            raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
+                             f"{invdyn.config.state_dim}")
+        self.planner, self.invdyn = planner, invdyn
+        self.device = next(invdyn.parameters()).device
+        self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
+        self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
+        self._planning = Planning(planner)
+        self._worker = worker
+        self.smoother = ActionSmoother(config.smoothing, dt, action_low, action_high)
+        self._zero_action = np.zeros(invdyn.config.action_dim)
+        self.configure(config)
+        self.reset()
+
+    @property
+    def horizon(self) -> int:
+        return self.planner.config.horizon
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan the last tick used or fetched (None after ``reset``)."""
+        return self._plan
+
+    def check(self, config: PolicyConfig) -> None:
+        """Raise ValueError when ``config`` does not fit these models (its own ranges are checked already)."""
+        if config.replan_every > self.horizon:
+            raise ValueError(f"replan_every {config.replan_every} exceeds the planner horizon {self.horizon}")
+        training_steps = self.planner.config.num_train_timesteps
+        if config.planning.num_inference_steps > training_steps:
+            raise ValueError(f"num_inference_steps {config.planning.num_inference_steps} exceeds the planner's "
+                             f"{training_steps} training steps")
+
+    def configure(self, config: PolicyConfig) -> None:
+        """Apply new run-time settings from the next tick on (the smoother keeps its state)."""
+        self.check(config)
+        self.config = config
+        self.smoother.configure(config.smoothing)
+
+    def reset(self, initial_action: np.ndarray | None = None) -> None:
+        """Forget history and plans (a new episode, or input resumed after a fault)."""
+        self._tick = 0
+        self._plan: Plan | None = None
+        self._plan_error: str | None = None  # the background planner's, until a plan succeeds
+        self._state_tick: int | None = None  # the tick whose state the last act took (for plan_ahead)
+        self._history_filled = False
+        self.smoother.reset(initial_action)
+        self.status = TickStatus()
+        if self._worker is not None:
+            self._worker.reset()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+    def safe_action(self, reason: str) -> np.ndarray:
+        """The configured safe command, through the smoother like any other, recording why."""
+        self.status = TickStatus(False, reason, self.status.plan_age_ticks, self.status.plan_seconds)
+        target = self._zero_action if self.config.safety.safe_mode == "zero" else self.smoother.output
+        return self.smoother(target).copy()
+
+    def _push_state(self, state: torch.Tensor) -> None:
+        if not self._history_filled:
+            self._history[:] = state  # a robot at rest before the first observation
+            self._history_filled = True
+        else:
+            self._history[:-1] = self._history[1:].clone()
+            self._history[-1] = state
+
+    def _request(self, goal: np.ndarray | None, origin_tick: int) -> PlanRequest:
+        history = self._history[-self.planner.config.n_obs_steps:].clone()
+        goal_tensor = None
+        if self.planner.config.goal_dim:
+            goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=self.device)
+        return PlanRequest(history, goal_tensor, origin_tick, self._plan, self.config.planning)
+
+    def _due(self, tick: int) -> bool:
+        return self._plan is None or tick - self._plan.origin_tick >= self.config.replan_every
+
+    def select_action(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
+        """The command for this tick: (A,) in action units, smoothed and clamped (``act``, then
+        ``plan_ahead``). Never raises."""
+        command = self.act(state, goal)
+        self.plan_ahead(goal)
+        return command
+
+    @torch.inference_mode()
+    def act(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
+        """The part of a tick the command waits for: (A,) from the plan at hand, smoothed and clamped.
+
+        Without a background planner it plans here when a plan is due; with one, taking finished
+        plans and asking for new ones is ``plan_ahead``'s, which a controller calls once the command
+        is sent (a plan then serves from the tick after it arrives). Never raises.
+        """
+        self._state_tick = None
+        try:
+            # Checked in NumPy: on a handful of numbers it is several times cheaper than PyTorch.
+            if np.shape(state) != (self._history.shape[1],) or not np.isfinite(state).all():
+                return self.safe_action("invalid state")
+            if goal is not None and not np.isfinite(goal).all():
+                return self.safe_action("invalid goal")
+            self._push_state(torch.as_tensor(state, dtype=torch.float32, device=self.device))
+            tick = self._tick
+            self._tick += 1
+            if self._worker is None:
+                if self._due(tick):
+                    self._plan = self._planning(self._request(goal, tick))
+            else:
+                self._state_tick = tick
+                if self._plan_error is not None:
+                    return self.safe_action(self._plan_error)
+            plan = self._plan
+            if plan is None:
+                return self.safe_action("waiting for the first plan")
+            age = tick - plan.origin_tick
+            if age >= self.horizon:
+                return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
+            normalizer = self.invdyn.normalizer
+            history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
+            next_states = normalizer.normalize_state(plan.states[:, age])[None]
+            temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
+            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature))[0]
+            action = action.cpu().numpy()
+            if not np.all(np.isfinite(action)):
+                return self.safe_action("inverse dynamics output is not finite")
+            self.status = TickStatus(True, "", age, plan.seconds)
+            return self.smoother(action).copy()
+        except Exception as exc:  # noqa: BLE001 - the tick must always end in a command
+            return self.safe_action(f"{type(exc).__name__}: {exc}")
+
+    @torch.inference_mode()
+    def plan_ahead(self, goal: np.ndarray | None) -> None:
+        """With a background planner: take the plans it finished, and ask for the next one from the
+        state the last ``act`` took when one is due (also a retry after a failed attempt). Its
+        pickling and piping cost the tick nothing once the command is sent. Never raises."""
+        tick, self._state_tick = self._state_tick, None
+        if self._worker is None or tick is None:
+            return
+        try:
+            self._plan, self._plan_error = self._worker.latest()
+            if self._due(tick) and not self._worker.pending:
+                self._worker.submit(self._request(goal, tick))
+        except Exception as exc:  # noqa: BLE001 - a failure here must show as a safe command, not a crash
+            self._plan_error = f"planning failed: {type(exc).__name__}: {exc}"

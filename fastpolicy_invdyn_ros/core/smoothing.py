@@ -1,0 +1,74 @@
+"""The action smoother: first-order low-pass, slew-rate limit, clamp to the action limits.
+
+It sits between the policy and the robot, so it is written for the control tick: no allocation
+per call, fixed work, and the clamp always applies, whatever else is switched off.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .settings import check, setting
+
+
+@dataclass
+class SmootherConfig:
+    """Settings of the action smoother; all may change between ticks (see ``ActionSmoother.configure``)."""
+
+    smoothing_enabled: bool = setting(True)
+    """Low-pass filter and slew-limit the commands; when false only the clamp to the limits applies."""
+    smoothing_cutoff_hz: float = setting(15.0, low=0.0, high=10000.0)
+    """Cutoff of the first-order low-pass filter in Hz; 0 disables the filter."""
+    slew_rate: float = setting(2000.0, low=0.0, high=1e9)
+    """Largest change of any command component per second (action units/s); 0 disables the limit."""
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+class ActionSmoother:
+    """``y_t = clamp(y_{t-1} + clip(a·(x_t - y_{t-1}), ±slew·dt), low, high)``.
+
+    ``a = 1 - exp(-2π·f_c·dt)`` is the exact discretization of a first-order low-pass with
+    cutoff f_c. The first output after ``reset`` starts from ``initial`` (zero by default), so
+    a command ramps up at the slew rate instead of jumping.
+    """
+
+    def __init__(self, config: SmootherConfig, dt: float, low: np.ndarray, high: np.ndarray) -> None:
+        self.dt = float(dt)
+        self.low = np.asarray(low, dtype=np.float64).copy()
+        self.high = np.asarray(high, dtype=np.float64).copy()
+        if self.low.shape != self.high.shape or np.any(self.low > self.high):
+            raise ValueError("action limits must have the same shape and low <= high")
+        self._output = np.zeros_like(self.low)
+        self._step = np.zeros_like(self.low)
+        self.configure(config)
+
+    def configure(self, config: SmootherConfig) -> None:
+        """Apply new settings; the filter state is kept, so a live change does not jump."""
+        self.config = config
+        cutoff_hz = config.smoothing_cutoff_hz
+        self._alpha = 1.0 - math.exp(-2.0 * math.pi * cutoff_hz * self.dt) if cutoff_hz > 0 else 1.0
+        self._max_step = config.slew_rate * self.dt if config.slew_rate > 0 else math.inf
+
+    def reset(self, initial: np.ndarray | None = None) -> None:
+        self._output[:] = 0.0 if initial is None else np.clip(initial, self.low, self.high)
+
+    @property
+    def output(self) -> np.ndarray:
+        """The last command (a view: copy it to keep it)."""
+        return self._output
+
+    def __call__(self, action: np.ndarray) -> np.ndarray:
+        """Smooth and clamp a finite ``action``; returns the internal output buffer."""
+        if self.config.smoothing_enabled:
+            np.subtract(action, self._output, out=self._step)
+            self._step *= self._alpha
+            np.clip(self._step, -self._max_step, self._max_step, out=self._step)
+            self._output += self._step
+        else:
+            self._output[:] = action
+        np.clip(self._output, self.low, self.high, out=self._output)
+        return self._output

@@ -1,0 +1,110 @@
+"""The package's nodes as processes: private ROS domains, command lines, start and stop.
+
+Each run gets a private ROS domain and localhost-only discovery, so runs on one machine do not
+see each other. Nodes are started from their console scripts with the package's YAML files, as the
+launch files start them, and stopped with SIGINT (as Ctrl-C stops them), then SIGKILL. Imports no ROS module.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core.paths import PACKAGE, share_path
+
+CONTROLLER_TOPIC = "/forward_command_controller/commands"
+"""Where the policy's ``~/commands`` go: the ros2_control forward_command_controller's input."""
+
+
+def private_domain_id() -> int:
+    """A ROS domain for one run; random, so concurrent runs rarely share one (valid ids: 0-101)."""
+    return random.randint(10, 101)
+
+
+def ros_environment(domain_id: int) -> dict[str, str]:
+    """This process's environment for a child node: the private domain, localhost discovery, one thread."""
+    return {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def use_domain(domain_id: int) -> None:
+    """Put this process in the run's domain (call before ``rclpy.init``)."""
+    os.environ.update({"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+
+
+def find_executable(name: str) -> str:
+    """A console script of this package: beside the running script or Python (pip, colcon), or on PATH."""
+    beside = [Path(sys.argv[0]).resolve().parent, Path(sys.executable).parent]
+    colcon = [Path(prefix) / "lib" / PACKAGE for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+              if prefix]
+    path = os.pathsep.join(str(directory) for directory in beside + colcon) + os.pathsep + os.environ.get("PATH", "")
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise FileNotFoundError(f"console script {name!r} not found; install the package (make setup or colcon build)")
+    return found
+
+
+def node_command(executable: str, params_file: Path, overrides: dict[str, object] | None = None,
+                 remaps: dict[str, str] | None = None) -> list[str]:
+    """``<executable> --ros-args --params-file <file> -p name:=value ... -r from:=to ...``."""
+    command = [find_executable(executable), "--ros-args", "--params-file", str(params_file)]
+    for name, value in (overrides or {}).items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        command += ["-p", f"{name}:={text}"]
+    for source, target in (remaps or {}).items():
+        command += ["-r", f"{source}:={target}"]
+    return command
+
+
+def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Run a node with its output going to ``log_path``."""
+    with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
+    """SIGINT (the node shuts down and writes its outputs), then SIGKILL if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def policy_command(overrides: dict[str, object] | None = None) -> list[str]:
+    """The policy node as the launch file runs it: the package YAML and ``~/commands`` on the controller topic."""
+    return node_command("invdyn_policy", share_path("config", "invdyn_policy.yaml"), overrides,
+                        {"~/commands": CONTROLLER_TOPIC})
+
+
+def sim_command(overrides: dict[str, object] | None = None) -> list[str]:
+    return node_command("arm_sim", share_path("config", "arm_sim.yaml"), overrides)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll_s)
+    return condition()
+
+
+
+
+def log_tail(path: Path, lines: int = 5) -> str:
+    """The last ``lines`` lines of a node's log, on one line."""
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

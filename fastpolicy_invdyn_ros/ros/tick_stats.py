@@ -1,0 +1,64 @@
+"""Timing of the control tick, recorded without allocation and summarized for diagnostics."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.metrics import percentiles_ms
+
+
+class RecentValues:
+    """The last ``capacity`` values added, in a preallocated ring: ``add`` does fixed work, no allocation."""
+
+    def __init__(self, capacity: int) -> None:
+        self._ring = np.full(capacity, np.nan)
+        self._added = 0
+
+    def add(self, value: float) -> None:
+        """One value (NaN: a slot with nothing to report)."""
+        self._ring[self._added % len(self._ring)] = value
+        self._added += 1
+
+    def values(self) -> np.ndarray:
+        """The finite values among the last ``capacity`` added (a copy, not in order)."""
+        return self._ring[np.isfinite(self._ring)]
+
+    def clear(self) -> None:
+        self._ring[:] = np.nan
+        self._added = 0
+
+
+class TickStats:
+    """Tick latencies and the age of the state each tick used, in preallocated ring buffers; the tick
+    count and the late ticks.
+
+    ``record`` is called by the tick (fixed work, no allocation); the summaries are for a reader
+    at a low rate (diagnostics), which may run in another thread: a race costs one stale sample.
+    """
+
+    def __init__(self, period_s: float, capacity: int) -> None:
+        self.period_s = period_s
+        self._latencies = RecentValues(capacity)
+        self._state_ages = RecentValues(capacity)
+        self.count = 0
+        """Ticks recorded since start."""
+        self.late = 0
+        """Ticks that started more than one period late (more than two periods after the previous one)."""
+        self._last_start = np.nan
+
+    def record(self, started_s: float, finished_s: float, state_age_s: float = np.nan) -> None:
+        """One tick: its start and end (``perf_counter``) and how old its state was at the start (NaN: none)."""
+        self._latencies.add(finished_s - started_s)
+        self._state_ages.add(state_age_s)
+        if started_s - self._last_start > 2.0 * self.period_s:
+            self.late += 1
+        self._last_start = started_s
+        self.count += 1
+
+    def latency_ms(self) -> dict[str, float]:
+        """p50 and p99 tick latency (ms) over the last ``capacity`` ticks."""
+        return percentiles_ms(self._latencies.values())
+
+    def state_age_ms(self) -> dict[str, float]:
+        """p50 and p99 (ms) of the state's age at the tick (tick start minus the state's stamp) over the
+        last ``capacity`` ticks that had a state: transport, and the wait for the tick."""
+        return percentiles_ms(self._state_ages.values())

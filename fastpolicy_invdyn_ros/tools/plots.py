@@ -1,0 +1,48 @@
+"""Figures of the tools' results (matplotlib, written as PNG files without a display)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_reach(path: Path, time_s: np.ndarray, states: np.ndarray, goals: np.ndarray, commands: np.ndarray,
+               joint_names: list[str], title: str) -> None:
+    """Joint positions against the goal (dashed) above the commands, over one reach."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for j, name in enumerate(joint_names):
+        line, = top.plot(time_s, states[:, j], label=name)
+        top.plot(time_s, goals[:, j], "--", color=line.get_color(), linewidth=0.8)
+        bottom.plot(time_s, commands[:, j], color=line.get_color(), label=name)
+    top.set_ylabel("position [rad] (dashed: goal)")
+    bottom.set_ylabel("command [N·m]")
+    bottom.set_xlabel("time [s]")
+    top.legend(loc="upper right", fontsize=8, ncol=len(joint_names))
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_predicted_actions(path: Path, time_s: np.ndarray, recorded: np.ndarray, predictions: dict[str, np.ndarray],
+                           joint_names: list[str]) -> None:
+    """Predicted against recorded actions over one episode, a panel per action dimension."""
+    fig, axes = plt.subplots(recorded.shape[1], 1, figsize=(10, 2.6 * recorded.shape[1]), sharex=True)
+    axes = np.atleast_1d(axes)
+    for joint, ax in enumerate(axes):
+        ax.plot(time_s, recorded[:, joint], color="black", linewidth=2.0, label="recorded")
+        for name, predicted in predictions.items():
+            ax.plot(time_s, predicted[:, joint], linewidth=1.0, label=name)
+        ax.set_ylabel(f"{joint_names[joint]} [Nm]")
+    axes[0].legend(loc="upper right", ncol=5, fontsize=8)
+    axes[-1].set_xlabel("time [s]")
+    fig.suptitle("Inverse dynamics on a held-out episode: predicted vs recorded actions")
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

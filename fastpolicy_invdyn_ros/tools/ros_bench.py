@@ -1,0 +1,136 @@
+"""``ros_bench``: the policy's timing over DDS across processes, while it plans.
+
+    ros2 run fastpolicy_invdyn_ros ros_bench --duration_s 30 --rate_hz 100
+
+arm_sim (500 Hz physics, /joint_states every step, a stream of random goals so the arm keeps
+moving) and invdyn_policy run as separate processes, as in the demo; this process receives the
+policy's ``command_stamped``. It measures the state-to-command latency (arrival of the command
+here minus the stamp of the joint state it was computed from) and its part up to the command's
+send, the achieved command rate and the ticks late by more than one period, and prints them with
+the node's own diagnostics (tick time, the age of the state each tick used). Like a controller
+manager, this receiving end runs SCHED_FIFO by default (``--monitor_priority``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from ..core.files import write_text_atomic
+from ..core.settings import setting
+from ..ros.closed_loop import closed_loop
+from ..ros.monitor import CommandStats
+from ..ros.processes import wait_for
+from . import cli
+
+STARTUP_ALLOWANCE_S = 60.0
+LATENCY_TARGET_P99_MS = 5.0
+
+
+@dataclass
+class BenchOptions:
+    """The ``ros_bench`` command line."""
+
+    duration_s: float = setting(30.0, low=0.1)
+    """Measured seconds."""
+    rate_hz: float = setting(100.0, low=1.0, high=1000.0)
+    """Control rate of the policy (its control_rate_hz)."""
+    warmup_s: float = setting(3.0, low=0.0)
+    """Seconds of running before measuring (first plans, caches)."""
+    output_dir: str = "outputs/ros_bench"
+    """Node logs and results.json."""
+    planner_model_path: str = ""
+    """Planner checkpoint ('': the package's models/planner_final.pth)."""
+    invdyn_model_path: str = ""
+    """Inverse dynamics checkpoint ('': the package's models/invdyn_enhanced_final.pth)."""
+    node_params: list[str] = setting([])
+    """More invdyn_policy parameters as name:=value (YAML values), e.g. executor_threads:=5 plan_in_process:=false."""
+    sim_params: list[str] = setting([])
+    """More arm_sim parameters as name:=value, e.g. thread_priority:=0."""
+    monitor_priority: int = setting(50, low=0, high=99)
+    """SCHED_FIFO priority of the receiving end here, as a controller manager's (0: normal scheduling)."""
+
+
+def parameters(assignments: list[str]) -> dict[str, object]:
+    """``name:=value`` assignments (values in YAML, as ``--ros-args -p`` reads them) as a dict."""
+    values = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition(":=")
+        if not separator:
+            raise ValueError(f"parameters go as name:=value, got {assignment!r}")
+        values[name] = yaml.safe_load(value)
+    return values
+
+
+def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
+    """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
+    policy = {"control_rate_hz": float(options.rate_hz), **parameters(options.node_params)}
+    policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
+                   if getattr(options, name)})
+    sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
+    with closed_loop(output_dir, policy, sim, options.monitor_priority) as loop:
+        monitor = loop.monitor
+        if not wait_for(lambda: loop.finished() or monitor.diagnostics.get("state") == "ok", STARTUP_ALLOWANCE_S):
+            raise RuntimeError(f"the policy did not start controlling in {STARTUP_ALLOWANCE_S:g} s; "
+                               f"see {output_dir}/*.log")
+        time.sleep(options.warmup_s)
+        monitor.clear()
+        time.sleep(options.duration_s)
+        monitor.recording = False
+        loop.check()
+        return monitor.stats(1.0 / options.rate_hz), dict(monitor.diagnostics)
+
+
+def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[str, str]) -> None:
+    expected = options.rate_hz * options.duration_s
+    rows = [
+        ("state-to-command latency p50 (ms)", f"{stats.latency_ms['p50']:.2f}", ""),
+        ("state-to-command latency p99 (ms)", f"{stats.latency_ms['p99']:.2f}", f"< {LATENCY_TARGET_P99_MS:g}"),
+        ("  of which until sent p50 / p99 (ms)",
+         f"{stats.sent_latency_ms['p50']:.2f} / {stats.sent_latency_ms['p99']:.2f}", ""),
+        ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
+        ("ticks late by more than one period", str(stats.late_ticks), "0"),
+        ("commands received", str(stats.count), f"{expected:.0f}"),
+        ("node tick latency p50 / p99 (ms)",
+         f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
+        ("node: state age at tick p50 / p99 (ms)",
+         f"{diagnostics.get('state_age_p50_ms', '?')} / {diagnostics.get('state_age_p99_ms', '?')}", ""),
+        ("  of which arrival p50 / p99 (ms)",
+         f"{diagnostics.get('state_transport_p50_ms', '?')} / {diagnostics.get('state_transport_p99_ms', '?')}", ""),
+        ("  of which executor p50 / p99 (ms)",
+         f"{diagnostics.get('state_handover_p50_ms', '?')} / {diagnostics.get('state_handover_p99_ms', '?')}", ""),
+        ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
+        ("node tick phase shifts since start", diagnostics.get("tick_phase_shifts", "?"), ""),
+        ("plan latency, last (ms)", diagnostics.get("plan_latency_ms", "?"), ""),
+    ]
+    print(f"ros_bench: invdyn_policy at {options.rate_hz:g} Hz over DDS, arm_sim at 500 Hz in another process, "
+          f"{options.duration_s:g} s while planning")
+    print(f"{'metric':<38}{'value':>16}{'target':>10}")
+    for name, value, target in rows:
+        print(f"{name:<38}{value:>16}{target:>10}")
+
+
+def ros_bench(options: BenchOptions) -> int:
+    output_dir = Path(options.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        stats, diagnostics = measure(options, output_dir)
+    except (RuntimeError, FileNotFoundError) as error:
+        print(f"ros_bench: error: {error}", file=sys.stderr)
+        return 1
+    print_table(options, stats, diagnostics)
+    results = {"options": asdict(options), "commands": asdict(stats), "node_diagnostics": diagnostics}
+    write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(BenchOptions, ros_bench, argv, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
