@@ -21,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -62,6 +63,11 @@ class FakeRobot(Node):
         self._phase_jump_ns = round(seconds * 1e9)
 
     def _publish_state(self) -> None:
+        # Stamped with the moment of the timer's schedule this message stands for, as a driver stamps its
+        # measurement, not with when this Python callback got to run (which jitters by milliseconds here).
+        # rcl computed the next call with the period in force: read both before changing it.
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_ns = now_ns + self._state_timer.time_until_next_call() - self._state_timer.timer_period_ns
         # A period set here applies to the interval after the next one (rcl computed the next call already).
         if self._state_timer.timer_period_ns != round(STATE_PERIOD_S * 1e9):
             self._state_timer.timer_period_ns = round(STATE_PERIOD_S * 1e9)
@@ -70,7 +76,7 @@ class FakeRobot(Node):
             self._phase_jump_ns = 0
         msg = JointState(name=[JOINTS[i] for i in self.order], position=[self.positions[i] for i in self.order],
                          velocity=[self.velocities[i] for i in self.order])
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
         self._count += 1
         corrupt = self.corrupt  # read once: the test thread may reset it meanwhile
         if corrupt is not None:

@@ -1,9 +1,11 @@
 """Checkpoints on disk: round trip, refusal of mismatches and pickles, atomic saves, conversion."""
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from fastpolicy_invdyn_ros.core.checkpoint import (
     CheckpointError,
     load_enhanced_invdyn_model,
     load_invdyn,
+    payload_digest,
     read_checkpoint,
     save_checkpoint,
 )
@@ -107,9 +110,61 @@ def test_a_crafted_pickle_payload_is_refused_not_executed(tmp_path, normalizer):
     path = tmp_path / "evil.pth"
     torch.save({"format_version": FORMAT_VERSION, "kind": "invdyn", "config": {}, "state_dict": {},
                 "normalizer": _Payload(marker)}, path)
-    with pytest.raises(CheckpointError, match="refused to load"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of this package") as refused:
         load_invdyn(path)
     assert not marker.exists()
+    assert "weights_only" not in str(refused.value), "never the advice to load it unsafely"
+
+
+def data_records(path) -> list[tuple[int, int]]:
+    """(offset, size) of every tensor's bytes in a checkpoint (a zip file of stored, uncompressed records)."""
+    records = []
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        for info in archive.infolist():
+            if "/data/" in info.filename and info.file_size:
+                raw.seek(info.header_offset + 26)
+                name_length, extra_length = struct.unpack("<HH", raw.read(4))
+                records.append((info.header_offset + 30 + name_length + extra_length, info.file_size))
+    return records
+
+
+def flipped(data: bytes, offset: int, bit: int) -> bytes:
+    corrupt = bytearray(data)
+    corrupt[offset] ^= 1 << bit
+    return bytes(corrupt)
+
+
+def test_a_flipped_bit_is_refused_or_changes_nothing(tmp_path, normalizer):
+    path = tmp_path / "model.pth"
+    save_model(path, normalizer)
+    original, digest = path.read_bytes(), payload_digest(read_checkpoint(path))
+    rng = np.random.default_rng(0)
+    records = data_records(path)
+    assert sum(size for _, size in records) > 0.8 * len(original), "most of the file is weights"
+    corrupt = tmp_path / "corrupt.pth"
+    for _ in range(25):  # in the weights: each flip is refused
+        offset, size = records[rng.integers(len(records))]
+        corrupt.write_bytes(flipped(original, offset + int(rng.integers(size)), int(rng.integers(8))))
+        with pytest.raises(CheckpointError, match="corrupt"):
+            load_invdyn(corrupt)
+    for _ in range(25):  # anywhere: refused, or (zip bookkeeping the reader ignores) the very same contents
+        corrupt.write_bytes(flipped(original, int(rng.integers(len(original))), int(rng.integers(8))))
+        try:
+            assert payload_digest(read_checkpoint(corrupt)) == digest
+        except CheckpointError:
+            pass
+
+
+def test_a_checkpoint_of_the_first_format_without_a_checksum_still_loads(tmp_path, normalizer):
+    path = tmp_path / "model.pth"
+    model = save_model(path, normalizer)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    del payload["sha256"]
+    torch.save(payload, path)
+    loaded = load_invdyn(path)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor)
 
 
 SAVE_LOOP = """
@@ -126,22 +181,29 @@ for version in range(1, 10**6):
 """
 
 
-def test_a_kill_during_save_leaves_the_previous_checkpoint_loadable(tmp_path):
+def test_a_kill_during_save_leaves_the_previous_checkpoint_loadable_and_its_temporary_is_removed_later(
+        tmp_path, normalizer):
     path, ready = tmp_path / "model.pth", tmp_path / "ready"
     process = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path), str(ready)])
+    temporary = tmp_path / f".model.pth.{process.pid}.tmp"
     try:
         deadline = time.monotonic() + 60
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert ready.exists(), "the saving process never finished a first save"
-        time.sleep(0.25)  # inside a later 16 MB save
+        while not temporary.exists() and time.monotonic() < deadline:
+            time.sleep(0.001)
     finally:
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(signal.SIGKILL)  # inside a later 16 MB save
         process.wait()
+    assert temporary.exists(), "killed while writing its temporary file"
     payload = read_checkpoint(path)
     version = payload["config"]["version"]
     assert version >= 1
     assert torch.all(payload["state_dict"]["w"] == float(version))
+    save_model(tmp_path / "other.pth", normalizer)  # the next save in that directory cleans up after the dead
+    assert not temporary.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth", "other.pth", "ready"]
 
 
 @pytest.mark.parametrize("source_type", ["mlp", "seq"])

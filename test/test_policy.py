@@ -114,3 +114,15 @@ def test_short_closed_loop_run_with_the_committed_models_reaches_its_goals(defau
         policy.reset()
         reached.append(run_episode(sim, policy.select_action, goal, q0, max_steps=400).reached)
     assert sum(reached) >= 5, reached
+
+
+def test_an_absurd_state_handed_to_the_policy_itself_gives_the_safe_command_not_a_crash(default_models):
+    """Behind the node's input checks, the policy's own: a finite but absurd state overflows the planner."""
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=6)
+    policy = Policy(planner, invdyn, PolicyConfig(), -sim.torque_limit, sim.torque_limit, sim.dt)
+    held = policy.select_action(state, goal)
+    command = policy.select_action(np.full(6, 1e30), goal)
+    assert not policy.status.ok and "finite" in policy.status.reason
+    assert np.array_equal(command, held)

@@ -1,8 +1,13 @@
-"""The trainer on real MuJoCo demonstrations: it learns, resumes a killed run exactly, fine-tunes."""
+"""The trainer on real MuJoCo demonstrations: it learns, resumes a killed run exactly, fine-tunes, cleans up
+after a kill mid-save, leaves a finished run alone, and refuses a bad checkpoint in one line."""
+import shutil
 import subprocess
 import sys
 import time
+from fractions import Fraction
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,3 +94,56 @@ def test_init_from_takes_the_checkpoints_architecture_and_refuses_another_model_
     with pytest.raises(ValueError, match="model_type='enhanced' \\(expected 'mlp'\\)"):
         train(TrainConfig(data=[str(demos_path)], output_dir=str(tmp_path / "other"), init_from=str(source.final_path),
                           model_type="mlp", steps=5, progress=False))
+
+
+def test_a_trainer_killed_mid_save_leaves_no_temporary_after_the_next_run(demos_path, tmp_path):
+    """kill -9 while the trainer writes a checkpoint (a large model, saved every step); the resumed run
+    removes what the dead one left."""
+    output = tmp_path / "killed"
+    common = ["--data", str(demos_path), "--hidden_dim", "1024", "--num_layers", "4", "--batch_size", "32",
+              "--checkpoint_every", "1", "--no-progress", "--output_dir", str(output)]
+    for _ in range(5):  # a save is most of a step here; a kill inside one is the usual case
+        process = run_trainer(common + ["--steps", "1000", "--resume"])
+        deadline = time.monotonic() + 120
+        while not list(output.glob(".*.tmp")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.001)
+        process.kill()
+        process.wait()
+        if list(output.glob(".*.tmp")):
+            break
+    left = list(output.glob(".*.tmp"))
+    assert left, "no kill landed inside a save"
+    resumed = run_trainer(common + ["--steps", "3", "--resume"])
+    text, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, text
+    assert not any(path.exists() for path in left) and not list(output.glob(".*.tmp"))
+
+
+def test_resuming_a_finished_run_says_so_and_leaves_its_files_alone(demos_path, tmp_path):
+    arguments = ["--data", str(demos_path), "--steps", "20", "--eval_every", "10", "--hidden_dim", "64",
+                 "--num_layers", "2", "--no-progress", "--output_dir", str(tmp_path)]
+    main(arguments)
+    files = {path.name: path.read_bytes() for path in tmp_path.glob("*.pth")}
+    assert set(files) == {"invdyn_enhanced_last.pth", "invdyn_enhanced_final.pth"}
+    resumed = run_trainer(arguments + ["--resume"])
+    text, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, text
+    assert "finished at step 20/20 already; nothing to do" in text and "nan" not in text, text
+    assert {path.name: path.read_bytes() for path in tmp_path.glob("*.pth")} == files
+    val = read_checkpoint(tmp_path / "invdyn_enhanced_final.pth")["metadata"]["val_metric"]
+    assert np.isfinite(val)
+
+
+def test_a_refused_checkpoint_ends_the_trainer_with_one_line(demos_path, tmp_path):
+    evil = tmp_path / "evil.pth"
+    torch.save({"format_version": 2, "kind": "invdyn", "config": {}, "state_dict": {}, "normalizer": {},
+                "metadata": {}, "hook": Fraction(1, 3)}, evil)  # any object beyond plain data
+    trainer = shutil.which("trainer", path=str(Path(sys.executable).parent))
+    process = subprocess.run([trainer, "--data", str(demos_path), "--init_from", str(evil),
+                              "--output_dir", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr and "weights_only" not in process.stderr
+    assert process.stderr.strip().splitlines()[-1] == (f"trainer: error: {evil}: not a checkpoint of this package: "
+                                                       "it holds objects other than tensors and plain values, and "
+                                                       "such a file is refused without running any of it")

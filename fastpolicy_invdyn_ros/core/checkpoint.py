@@ -1,12 +1,15 @@
-"""One-file checkpoints: format version, kind, plain config, weights, normalizer.
+"""One-file checkpoints: format version, kind, plain config, weights, normalizer, and their checksum.
 
 Files are read with ``torch.load(weights_only=True)``: only tensors and plain containers are
-accepted, so a crafted pickle is refused instead of executed. Writes go to a temporary file that
-is fsynced and renamed over the target (``files.atomic_file``), so a crash mid-save leaves the
-previous file intact.
+accepted, so a crafted pickle is refused instead of executed, and a refusal never suggests loading
+it any other way. Each file carries the SHA-256 of everything else in it (``payload_digest``),
+checked on every load, so a flipped bit in the weights is refused instead of driving the robot.
+Writes go to a temporary file that is fsynced and renamed over the target
+(``files.atomic_file``), so a crash mid-save leaves the previous file intact.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -20,7 +23,9 @@ from .invdyn import InvDynamic, InvDynConfig, build_invdyn
 from .normalization import Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: with a checksum. Version 1 files (no checksum) still load."""
+READABLE_VERSIONS = (1, 2)
 KINDS = ("invdyn", "planner")
 
 
@@ -51,28 +56,66 @@ def save_checkpoint(
     }
     if train_state is not None:
         payload["train_state"] = train_state
+    payload["sha256"] = payload_digest(payload)
     with atomic_file(path) as handle:
         torch.save(payload, handle)
     return Path(path)
 
 
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's contents but its own checksum: every tensor's dtype, shape and bytes and
+    every plain value, in a fixed order (dict keys sorted)."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in payload.items() if key != "sha256"})
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor {tensor.dtype} {tuple(value.shape)}:".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__} {len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:  # str, int, float, bool, None
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def _torch_reason(error: Exception) -> str:
+    """PyTorch's message, unless it advises loading without ``weights_only``: for a file that failed the
+    safe load, that advice is the attack."""
+    text = " ".join(str(error).split())
+    return "" if "weights_only" in text else f" ({text})"
+
+
 def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """Load and validate a checkpoint's structure, version and (if given) kind."""
+    """Load and validate a checkpoint's structure, version, checksum and (if given) kind."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused to load, it is not a plain-data checkpoint ({error})") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({error})") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: not a checkpoint of this package: it holds objects other than tensors "
+                              "and plain values, and such a file is refused without running any of it") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable, truncated or corrupt checkpoint{_torch_reason(error)}") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise CheckpointError(f"{path}: not a fastpolicy_invdyn_ros checkpoint (no format_version)")
-    if payload["format_version"] != FORMAT_VERSION:
+    if payload["format_version"] not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path}: format_version {payload['format_version']} is not supported (expected {FORMAT_VERSION})"
         )
+    if payload["format_version"] >= 2 and payload.get("sha256") != payload_digest(payload):
+        raise CheckpointError(f"{path}: corrupt checkpoint: its contents do not match their SHA-256 checksum "
+                              "(a changed bit or an edited file); refused")
     missing = {"kind", "config", "state_dict", "normalizer"} - set(payload)
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {sorted(missing)}")

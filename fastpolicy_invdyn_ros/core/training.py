@@ -26,6 +26,7 @@ from .bags import BagReadConfig, read_bag_episodes
 from .checkpoint import CheckpointError, check_config, read_checkpoint, save_checkpoint
 from .data import Episodes, invdyn_windows, load_episodes, planner_windows, split_episodes
 from .device import select_device
+from .files import remove_stale_temporaries
 from .invdyn import INVDYN_TYPES, InvDynConfig, build_invdyn
 from .normalization import Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
@@ -325,8 +326,10 @@ def gather_rng_states(job: Distributed) -> list[torch.Tensor]:
     return states
 
 
-def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler, job: Distributed) -> tuple[int, Normalizer]:
-    """Load a ``*_last.pth`` written by this trainer; returns the step to continue from."""
+def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler,
+            job: Distributed) -> tuple[int, Normalizer, float]:
+    """Load a ``*_last.pth`` written by this trainer; returns the step to continue from, the normalizer and
+    the last validation metric."""
     payload = read_checkpoint(path, kind=kind)
     if "train_state" not in payload:
         raise CheckpointError(f"{path}: has no training state to resume from")
@@ -336,7 +339,8 @@ def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler, job: 
     scheduler.load_state_dict(state["scheduler"])
     rng_states = state["torch_rng"]
     torch.set_rng_state(rng_states[job.rank % len(rng_states)])
-    return int(state["step"]), Normalizer.from_state_dict(payload["normalizer"])
+    val_metric = float(payload["metadata"].get("val_metric", float("nan")))
+    return int(state["step"]), Normalizer.from_state_dict(payload["normalizer"]), val_metric
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -380,9 +384,15 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, config.steps // 10), config.steps)
     output_dir = Path(config.output_dir)
     last_path, final_path = output_dir / f"{config.stem}_last.pth", output_dir / f"{config.stem}_final.pth"
-    step = 0
+    remove_stale_temporaries(output_dir)  # of saves a killed run left behind
+    step, val_metric = 0, float("nan")
     if config.resume and last_path.exists():
-        step, normalizer = restore(last_path, kind, model, optimizer, scheduler, job)
+        step, normalizer, val_metric = restore(last_path, kind, model, optimizer, scheduler, job)
+        if step >= config.steps and final_path.exists():  # a finished run: its files stay as they are
+            if job.is_main:
+                print(f"{last_path} finished at step {step}/{config.steps} already; nothing to do "
+                      f"({final_path}: val {val_metric:.4f})")
+            return TrainResult(final_path, val_metric, 0.0)
         if job.is_main:
             print(f"resuming {last_path} at step {step}/{config.steps}")
 
@@ -395,7 +405,9 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
     objective = Objective(model, config.model_type)
     if job.world_size > 1:
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    metadata = {"joint_names": episodes.joint_names, "dt": episodes.dt, "temperature": config.temperature}
+    metadata = {"joint_names": episodes.joint_names, "dt": episodes.dt, "temperature": config.temperature,
+                # The states the model has seen: a controller without declared joint ranges accepts these.
+                "state_low": episodes.states.min(axis=0).tolist(), "state_high": episodes.states.max(axis=0).tolist()}
 
     def save(path: Path, val_metric: float, with_train_state: bool) -> None:
         rng_states = gather_rng_states(job) if with_train_state else []  # a collective: every rank calls it
@@ -407,7 +419,6 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
                         metadata={**metadata, "steps": step, "val_metric": val_metric},
                         train_state=train_state if with_train_state else None)
 
-    val_metric = float("nan")
     start_step, started = step, time.perf_counter()
     progress = tqdm(total=config.steps, initial=step, desc=config.stem, dynamic_ncols=True,
                     disable=not (config.progress and job.is_main))

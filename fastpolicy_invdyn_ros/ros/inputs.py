@@ -13,27 +13,32 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.joints import JointIndex
+from ..core.safety import StateBounds
 
 
 class JointStateInput:
     """The newest good ``[q, qd]`` of ``joint_names``, whatever order the messages list them in.
 
-    Reasons are fixed texts per kind of fault (no varying numbers), so repeats are recognisable.
-
-    A message is bad when its arrays differ in length from its names, it lacks a configured
-    joint or names one twice, its stamp is not later than the previous message's, or a picked value is NaN/inf.
-    Input is stale when no good message arrived for ``timeout_s`` (or none at all yet).
+    A message is good when its arrays are as long as its names, it names every configured joint
+    exactly once, its stamp is later than the newest good message's (a rejected message never
+    moves that mark, so an old state cannot sneak in behind one), and every picked value is finite
+    and within ``bounds``. Input is stale when no good message arrived for ``timeout_s`` (or none at
+    all yet). Reasons are fixed texts per kind of fault (no varying numbers), so repeats are
+    recognisable; those of values outside the bounds say "input fault".
     """
 
-    def __init__(self, joint_names: Sequence[str], timeout_s: float) -> None:
+    def __init__(self, joint_names: Sequence[str], timeout_s: float, bounds: StateBounds | None = None) -> None:
         self.joint_names = list(joint_names)
         self.timeout_s = timeout_s
+        self.bounds = bounds
         num_joints = len(self.joint_names)
         self._lock = threading.Lock()
         self._joint_index = JointIndex(self.joint_names)
         self._scratch = np.zeros(2 * num_joints)
+        self._outside = np.zeros(2 * num_joints, dtype=bool)
+        self._above = np.zeros(2 * num_joints, dtype=bool)
         self._state = np.zeros(2 * num_joints)
-        self._previous_stamp_ns = -1
+        self._newest_stamp_ns = -1  # of the newest good message
         # Shared with the tick (under the lock):
         self._good_stamp_ns = 0
         self._received_s: float | None = None
@@ -44,7 +49,8 @@ class JointStateInput:
                stamp_ns: int, received_s: float) -> None:
         """Check one message (called from the subscription, one at a time)."""
         reason = self._check(names, positions, velocities, stamp_ns)
-        self._previous_stamp_ns = stamp_ns
+        if not reason:
+            self._newest_stamp_ns = stamp_ns
         with self._lock:
             self._current = reason
             if reason:
@@ -75,22 +81,34 @@ class JointStateInput:
         layout = self._joint_index.layout(names)
         if layout.index is None:
             return f"joint_states {layout.problem}"
-        if stamp_ns <= self._previous_stamp_ns:
-            return f"joint_states stamp {'repeated' if stamp_ns == self._previous_stamp_ns else 'went backwards'}"
+        if stamp_ns <= self._newest_stamp_ns:
+            return f"joint_states stamp {'repeated' if stamp_ns == self._newest_stamp_ns else 'went backwards'}"
         num_joints = len(self.joint_names)
         np.take(np.asarray(positions, dtype=np.float64), layout.index, out=self._scratch[:num_joints])
         np.take(np.asarray(velocities, dtype=np.float64), layout.index, out=self._scratch[num_joints:])
         if not np.isfinite(self._scratch).all():
             bad = np.flatnonzero(~np.isfinite(self._scratch)) % num_joints
             return f"non-finite position/velocity of joint(s) {sorted({self.joint_names[i] for i in bad})}"
+        if self.bounds is not None:
+            np.less(self._scratch, self.bounds.low, out=self._outside)
+            np.greater(self._scratch, self.bounds.high, out=self._above)
+            self._outside |= self._above
+            if self._outside.any():
+                bad = np.flatnonzero(self._outside)
+                joints = sorted({self.joint_names[i % num_joints] for i in bad})
+                kinds = " and ".join(kind for kind, part in (("position", bad < num_joints),
+                                                             ("velocity", bad >= num_joints)) if part.any())
+                return f"input fault: joint_states {kinds} of joint(s) {joints} outside the robot's range"
         return ""
 
 
 class GoalInput:
-    """The newest good goal (``size`` finite values); a bad one is ignored but reported once."""
+    """The newest good goal (``size`` finite values, within ``low``/``high`` if given); a bad one is ignored
+    but reported once."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, low: np.ndarray | None = None, high: np.ndarray | None = None) -> None:
         self.size = size
+        self.low, self.high = low, high
         self._lock = threading.Lock()
         self._goal = np.zeros(size)
         self._received = False
@@ -102,6 +120,8 @@ class GoalInput:
             reason = f"goal ignored: {goal.size} values, expected {self.size}"
         elif not np.isfinite(goal).all():
             reason = "goal ignored: it holds NaN/inf"
+        elif self.low is not None and (np.any(goal < self.low) or np.any(goal > self.high)):
+            reason = "goal ignored: outside the joints' ranges"
         else:
             reason = ""
         with self._lock:

@@ -51,6 +51,7 @@ from ..core.paths import share_path
 from ..core.plan_process import PlanProcess
 from ..core.planning import Plan, Planning, PlanWorker
 from ..core.policy import Policy, PolicyConfig
+from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .common import MultiThreadedExecutor, apply_thread_priority, run_node, take
 from .inputs import GoalInput, JointStateInput
@@ -94,6 +95,17 @@ class PolicyNodeConfig:
     """Lower command limit per joint (every command is clamped to it); unset: the checkpoint's metadata."""
     action_high: list[float] | None = setting(None, read_only=True)
     """Upper command limit per joint; unset: the checkpoint's metadata."""
+    joint_position_low: list[float] | None = setting(None, read_only=True)
+    """Lowest position each joint can have; a joint state outside the range (widened by state_range_margin) is
+    refused as an input fault. Unset: the range of the training data (the checkpoint's metadata)."""
+    joint_position_high: list[float] | None = setting(None, read_only=True)
+    """Highest position each joint can have; unset: the training data's."""
+    joint_velocity_limit: list[float] | None = setting(None, read_only=True)
+    """Largest speed of each joint; a faster joint state is refused as an input fault. Unset: the training
+    data's."""
+    state_range_margin: float = setting(0.25, low=0.0, high=10.0, read_only=True)
+    """How far past its range a joint state may read before it is refused, as a fraction of the range (of the
+    speed limit for velocities)."""
     plan_in_process: bool = setting(True, read_only=True)
     """Plan in a child process (its own core, no contention with the tick for Python's interpreter lock);
     false: in a thread of this process."""
@@ -180,6 +192,7 @@ class InvDynPolicyNode(LifecycleNode):
                                                        self.device, seq_length)
         self.joint_names = self._joint_names(planner, invdyn, metadata)
         low, high = self._limits(metadata)
+        self.bounds = self._state_bounds(metadata)
         if metadata.get("dt") is not None and not math.isclose(metadata["dt"], 1.0 / self.rate_hz, rel_tol=0.01):
             self.get_logger().warning(f"control period {1.0 / self.rate_hz:g} s differs from the models' dt "
                                       f"{metadata['dt']:g} s: the plans assume the models' period")
@@ -228,6 +241,23 @@ class InvDynPolicyNode(LifecycleNode):
             raise ConfigureError(f"action_low/action_high need {shape[0]} values each, with low <= high")
         return low, high
 
+    def _state_bounds(self, metadata: dict[str, Any]) -> StateBounds:
+        """The joint states the node accepts: the declared ranges, else those of the training data."""
+        config = self.config
+        declared = (config.joint_position_low, config.joint_position_high, config.joint_velocity_limit)
+        if all(value is not None for value in declared):
+            bounds = StateBounds.from_limits(*declared, config.state_range_margin)
+        elif all(value is None for value in declared) and "state_low" in metadata:
+            bounds = StateBounds.from_data(metadata["state_low"], metadata["state_high"], config.state_range_margin)
+            self.get_logger().info("joint ranges not given: accepting the training data's, widened by "
+                                   f"state_range_margin {config.state_range_margin:g}")
+        else:
+            raise ConfigureError("give joint_position_low, joint_position_high and joint_velocity_limit (all "
+                                 "three; the checkpoint does not record its training data's range)")
+        if bounds.low.shape != (2 * len(self.joint_names),):
+            raise ConfigureError(f"joint ranges need {len(self.joint_names)} values each")
+        return bounds
+
     def _fill_from_models(self, metadata: dict[str, Any]) -> None:
         """Unset parameters that default to the checkpoint's values (the model's sampling temperature)."""
         defaults = PolicyConfig()
@@ -238,8 +268,8 @@ class InvDynPolicyNode(LifecycleNode):
 
     def _create_interfaces(self, state_dim: int) -> None:
         num_joints, horizon = len(self.joint_names), self.policy.horizon
-        self._joints = JointStateInput(self.joint_names, self.config.policy.safety.state_timeout_s)
-        self._goals = GoalInput(num_joints)
+        self._joints = JointStateInput(self.joint_names, self.config.policy.safety.state_timeout_s, self.bounds)
+        self._goals = GoalInput(num_joints, self.bounds.low[:num_joints], self.bounds.high[:num_joints])
         self._state, self._goal, self._hold_goal = np.zeros(state_dim), np.zeros(num_joints), np.zeros(num_joints)
         self._faulted = True  # nothing good seen yet: the first good tick (re)starts the policy
         self._last_stamp_ns = 0  # of the state the last tick read
