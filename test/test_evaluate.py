@@ -1,8 +1,10 @@
-"""``evaluate`` end to end on the shipped models: expert and policy rows, the CSV and one PNG per controller."""
+"""``evaluate`` end to end on the shipped models: expert and policy rows, the CSV files and the PNGs, on the
+reaching task and on the two-way obstacle task."""
 import csv
 import math
 import shutil
 
+from fastpolicy_invdyn_ros.core.settings import build
 from fastpolicy_invdyn_ros.tools.evaluate import EvaluateConfig, evaluate
 from fastpolicy_invdyn_ros.core.paths import share_path
 
@@ -18,7 +20,7 @@ def test_evaluate_writes_table_csv_and_plots_and_tells_models_of_one_kind_apart(
     rows = evaluate(EvaluateConfig(invdyn=paths, episodes=2, output_dir=str(output)))
 
     names = [row.controller for row in rows]
-    assert names == ["expert", "enhanced(first)+ddim", "enhanced(second)+ddim"]
+    assert names == ["expert", "enhanced(first)+ddim+consistent", "enhanced(second)+ddim+consistent"]
     expert, first, second = rows
     assert expert.success_rate == 1.0
     # The first two of the held-out goals `evaluate --episodes 50` reaches all of.
@@ -28,3 +30,17 @@ def test_evaluate_writes_table_csv_and_plots_and_tells_models_of_one_kind_apart(
     with open(output / "evaluate.csv", newline="") as f:
         assert [row["controller"] for row in csv.DictReader(f)] == names
     assert {path.name for path in output.glob("*.png")} == {f"{name}.png" for name in names}
+
+
+def test_the_obstacle_task_reports_collisions_sides_and_switches_per_episode(tmp_path) -> None:
+    config = build(EvaluateConfig, {"task": "obstacle", "episodes": 2, "sample_selections": ["consistent", "mean"],
+                                    "output_dir": str(tmp_path)})
+    rows = evaluate(config)
+    assert [row.controller for row in rows] == ["expert", "enhanced+ddim+consistent", "enhanced+ddim+mean"]
+    expert = rows[0]
+    assert expert.success_rate == 1.0 and expert.collision_rate == 0.0 and expert.side_plus + expert.side_minus == 1.0
+    assert math.isnan(expert.median_switches) and all(row.median_switches >= 0 for row in rows[1:])
+    with open(tmp_path / "episodes.csv", newline="") as f:
+        episodes = list(csv.DictReader(f))
+    assert len(episodes) == 6 and {row["side"] for row in episodes} <= {"1", "-1", "0"}
+    assert (tmp_path / "paths.png").stat().st_size > 10_000

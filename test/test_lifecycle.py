@@ -35,8 +35,9 @@ def test_a_failed_configure_leaves_the_node_unconfigured_with_one_error(tiny_mod
     overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS, "autostart": False,
                  "planner_model_path": str(tmp_path / "missing.pth")}
     process = start(policy_command(overrides), ros_environment(domain), log)
-    session = RobotSession()
+    session = None
     try:
+        session = RobotSession()
         robot = session.robot
         assert not robot.change_state("configure")
         assert robot.lifecycle_state() == "unconfigured" and process.poll() is None
@@ -44,7 +45,8 @@ def test_a_failed_configure_leaves_the_node_unconfigured_with_one_error(tiny_mod
         assert len(errors) == 1 and "configure failed" in errors[0] and "missing.pth" in errors[0], errors
         assert robot.change_state("shutdown") and robot.lifecycle_state() == "finalized"
     finally:
-        session.close()
+        if session is not None:
+            session.close()
         assert stop_process(process) == 0, log.read_text()
     assert "Traceback" not in log.read_text()
 
@@ -56,7 +58,11 @@ def managed(tiny_models, tmp_path_factory) -> Iterator[tuple[FakeRobot, Path]]:
     log = tmp_path_factory.mktemp("lifecycle") / "invdyn_policy.log"
     overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS, "autostart": False}
     process = start(policy_command(overrides), ros_environment(domain), log)
-    session = RobotSession()
+    try:
+        session = RobotSession()
+    except BaseException:
+        stop_process(process)
+        raise
     session.robot.process = process
     try:
         yield session.robot, log

@@ -47,13 +47,10 @@ def wait_for_plan(worker: PlanProcess, timeout_s: float = 30.0):
 def test_plans_match_the_inline_planner_and_submit_never_waits(process, request_):
     planner, request = request_
     process.reset()
-    started = time.perf_counter()
     process.submit(request)
-    submitted = time.perf_counter() - started
-    assert process.pending
+    assert process.pending and process.latest() == (None, None), "submit returned before the plan was made"
     plan, error = wait_for_plan(process)
     assert error is None and not process.pending
-    assert submitted < 0.005, "submit only writes the request to the pipe"
     inline = Planning(planner)(request)
     torch.testing.assert_close(plan.states, inline.states, rtol=1e-4, atol=1e-5)
     assert plan.origin_tick == request.origin_tick and plan.seconds > 0

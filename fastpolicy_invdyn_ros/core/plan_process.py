@@ -37,7 +37,8 @@ class _Request:
     history: np.ndarray
     goal: np.ndarray | None
     origin_tick: int
-    previous: tuple[np.ndarray, int] | None
+    previous: tuple[np.ndarray, int | None, int] | None
+    """The plan to warm start from: its states, chosen sample and origin tick."""
     config: PlanningConfig
 
 
@@ -45,6 +46,7 @@ class _Request:
 class _Reply:
     generation: int
     states: np.ndarray | None
+    chosen: int | None
     origin_tick: int
     seconds: float
     error: str | None
@@ -85,13 +87,13 @@ def _plan(planning: Planning, request: _Request, device: str) -> _Reply:
     try:
         previous = None
         if request.previous is not None:
-            states, origin_tick = request.previous
-            previous = Plan(tensor(states), origin_tick, 0.0)
+            states, chosen, origin_tick = request.previous
+            previous = Plan(tensor(states), chosen, origin_tick, 0.0)
         goal = None if request.goal is None else tensor(request.goal)
         plan = planning(PlanRequest(tensor(request.history), goal, request.origin_tick, previous, request.config))
-        return _Reply(request.generation, _numpy(plan.states), plan.origin_tick, plan.seconds, None)
+        return _Reply(request.generation, _numpy(plan.states), plan.chosen, plan.origin_tick, plan.seconds, None)
     except Exception as error:  # noqa: BLE001 - any planner failure must end in a safe command
-        return _Reply(request.generation, None, request.origin_tick, time.perf_counter() - started,
+        return _Reply(request.generation, None, None, request.origin_tick, time.perf_counter() - started,
                       f"planner failed: {type(error).__name__}: {error}")
 
 
@@ -171,7 +173,8 @@ class PlanProcess:
         try:
             self._conn.send(_Request(self._generation, _numpy(request.history), _numpy(request.goal),
                                      request.origin_tick,
-                                     None if previous is None else (_numpy(previous.states), previous.origin_tick),
+                                     None if previous is None else
+                                     (_numpy(previous.states), previous.chosen, previous.origin_tick),
                                      request.config))
             self._in_flight = True
         except OSError:  # the child's end of the pipe is closed
@@ -195,5 +198,6 @@ class PlanProcess:
         if reply.generation != self._generation:
             return
         if reply.states is not None and (self._latest is None or reply.origin_tick >= self._latest.origin_tick):
-            self._latest = Plan(torch.from_numpy(reply.states).to(self._device), reply.origin_tick, reply.seconds)
+            self._latest = Plan(torch.from_numpy(reply.states).to(self._device), reply.chosen, reply.origin_tick,
+                                reply.seconds)
         self._error = reply.error

@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 
 from .planner import SAMPLERS, DiffusionPlanner, shift_plan
+from .selection import SAMPLE_SELECTIONS, choose
 from .settings import check, setting
 
 
@@ -23,7 +24,10 @@ class PlanningConfig:
     """How each plan is drawn; every field may change between plans."""
 
     num_inference_samples: int = setting(8, low=1, high=256)
-    """Plans drawn per replan, as one batch; their actions are averaged."""
+    """Plans drawn per replan, as one batch; sample_selection says which one is executed."""
+    sample_selection: str = setting("consistent", choices=SAMPLE_SELECTIONS)
+    """Which sampled plan is executed: consistent (the medoid of the first plan, then the sample closest to the
+    plan being executed), medoid (at every replan) or mean (every sample's action averaged, for comparison)."""
     num_inference_steps: int = setting(5, low=1, high=1000)
     """DDIM denoising steps of a cold-start plan (a warm start runs the last fraction of them); at most the
     planner's training steps."""
@@ -47,10 +51,17 @@ class Plan:
 
     states: torch.Tensor
     """(N, H, S): one row per sample."""
+    chosen: int | None
+    """The sample to execute (``selection``); None: all of them, their actions averaged."""
     origin_tick: int
     """The tick whose state was the plan's current state; ``states[:, k]`` is due at tick origin + k."""
     seconds: float
     """Wall-clock time the planner took."""
+
+    @property
+    def executed(self) -> torch.Tensor:
+        """(n, H, S) the samples whose actions are executed: the chosen one, or all of them."""
+        return self.states if self.chosen is None else self.states[self.chosen : self.chosen + 1]
 
 
 @dataclass
@@ -88,19 +99,32 @@ class Planning:
         current = request.history[-1]
         history = normalizer.normalize_state(request.history)[None]
         goal = None if request.goal is None else normalizer.normalize_goal_error(request.goal, current)[None]
+        ahead = None  # the previous plan's states still to come, per sample
+        if previous is not None:
+            ahead = shift_plan(previous.states, request.origin_tick - previous.origin_tick)
         warm_start = None
-        if config.warm_start and config.sampler == "ddim" and previous is not None:
-            shifted = normalizer.normalize_plan(shift_plan(previous.states, request.origin_tick - previous.origin_tick),
-                                                current)
-            # Per-sample warm start when the sample count is unchanged, else their mean.
-            warm_start = shifted[None] if len(shifted) == config.num_inference_samples else shifted.mean(0)[None]
+        if config.warm_start and config.sampler == "ddim" and ahead is not None:
+            warm_start = normalizer.normalize_plan(self._warm_start_rows(ahead, previous.chosen, config), current)[None]
         steps = config.num_inference_steps if config.sampler == "ddim" else None
         plans = self.planner.sample(history, goal, config.num_inference_samples, steps,
                                     warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed))
         states = normalizer.unnormalize_plan(plans[0], current)
         if not torch.isfinite(states).all():
             raise FloatingPointError("planner produced non-finite states")
-        return Plan(states, request.origin_tick, time.perf_counter() - started)
+        committed = None
+        if ahead is not None and previous.chosen is not None:
+            elapsed = request.origin_tick - previous.origin_tick
+            committed = ahead[previous.chosen, : max(0, ahead.shape[1] - elapsed)] / normalizer.state_std
+        chosen = choose(config.sample_selection, states / normalizer.state_std, committed)
+        return Plan(states, chosen, request.origin_tick, time.perf_counter() - started)
+
+    @staticmethod
+    def _warm_start_rows(ahead: torch.Tensor, chosen: int | None, config: PlanningConfig) -> torch.Tensor:
+        """What the samples start from: the executed sample for all (a committed way is continued), or with
+        ``mean`` each its own predecessor (their mean when the sample count changed)."""
+        if chosen is not None:
+            return ahead[chosen]
+        return ahead if len(ahead) == config.num_inference_samples else ahead.mean(0)
 
 
 class BackgroundPlanner(Protocol):

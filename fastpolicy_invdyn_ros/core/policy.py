@@ -8,9 +8,10 @@ anywhere on that path returns the safe command (``safety``) and says why in ``Po
 controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
 plans with the background planner after the command is sent.
 
-How the ``num_inference_samples`` plans become one action: each sampled plan's next state gives
-one action from the inverse dynamics model (one batch), and the executed action is their mean in
-normalized action units, the Monte-Carlo estimate of the expected action under the planner.
+How the ``num_inference_samples`` plans become one action: the planner chooses one of them
+(``selection``: the one consistent with the plan being executed; never their mean, which on a task
+with two ways around an obstacle goes through it), and its next state gives the action. With
+``sample_selection: mean`` every sample's next state gives an action and their mean is executed.
 """
 from __future__ import annotations
 
@@ -195,7 +196,7 @@ class Policy:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
             normalizer = self.invdyn.normalizer
             history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
-            next_states = normalizer.normalize_state(plan.states[:, age])[None]
+            next_states = normalizer.normalize_state(plan.executed[:, age])[None]
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
             action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature))[0]
             action = action.cpu().numpy()

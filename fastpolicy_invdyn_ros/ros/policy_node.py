@@ -422,9 +422,9 @@ class InvDynPolicyNode(LifecycleNode):
         self._stamped_pub.publish(self._stamped_msg)
 
     def _publish_plan(self, plan: Plan) -> None:
-        """The mean plan over samples, once per new plan."""
+        """The executed plan (the mean over samples with sample_selection mean), once per new plan."""
         self._plan_shown = plan
-        self._plan_view[:] = plan.states.mean(dim=0).cpu().numpy()
+        self._plan_view[:] = plan.executed.mean(dim=0).cpu().numpy()
         self._plan_pub.publish(self._plan_msg)
 
     # ---- parameters ----------------------------------------------------------------------------------------

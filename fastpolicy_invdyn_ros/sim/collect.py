@@ -13,28 +13,31 @@ from tqdm import tqdm
 from ..core.data import Episodes
 from ..core.settings import check, setting
 from .arm import ArmConfig, ArmSim
-from .expert import ExpertConfig, ScriptedExpert
-from .task import EpisodeRecord, TaskConfig, run_episode, sample_nearby_task, sample_task
+from .expert import ExpertConfig
+from .task import EpisodeRecord, TaskConfig, run_episode
+from .tasks import TASKS, Task
 
 
 @dataclass
 class CollectConfig:
     """Which demonstrations to collect."""
 
+    task: str = setting("reach", choices=TASKS)
+    """Which task: reach (random goals) or obstacle (past a keep-out disk, either way around)."""
     episodes: int = setting(200, low=1)
     """Number of episodes."""
     seed: int = 0
     """Seed of the starts, goals, expert gains and noise."""
-    episode_seconds: float = setting(TaskConfig.episode_seconds, low=0.01)
-    """Duration of every episode in seconds."""
+    episode_seconds: float | None = setting(None, low=0.01)
+    """Duration of every episode in seconds (unset: the task's, 4 s reaching, 5 s past the obstacle)."""
     noise_scale: float = setting(ExpertConfig.noise_scale, low=0.0)
     """Expert acceleration noise std in rad/s^2 (0: none)."""
     control_dt: float = setting(ArmConfig.control_dt, low=1e-4)
     """Control period in seconds (a multiple of the MuJoCo timestep)."""
     nearby_fraction: float = setting(0.3, low=0.0, high=1.0)
-    """Fraction of episodes whose goal is near the rest start."""
+    """reach: fraction of episodes whose goal is near the rest start."""
     nearby_offset: float = setting(0.25, low=0.0)
-    """Largest per-joint start-to-goal offset (rad) of those episodes."""
+    """reach: largest per-joint start-to-goal offset (rad) of those episodes."""
 
     def __post_init__(self) -> None:
         check(self)
@@ -42,25 +45,26 @@ class CollectConfig:
 
 def collect_records(sim: ArmSim, config: CollectConfig, task: TaskConfig | None = None,
                     progress: bool = False) -> list[EpisodeRecord]:
-    """Run the scripted expert from random rest starts to random goals, one fixed-length episode each.
-
-    A ``nearby_fraction`` of the goals lie within ``nearby_offset`` of their start (``sample_nearby_task``).
-    """
-    task = task or TaskConfig()
-    num_steps = round(config.episode_seconds / sim.dt)
+    """Run the task's scripted expert from random rest starts to random goals, one fixed-length episode each."""
+    spec = collection_task(sim, config, task)
+    seconds = config.episode_seconds or spec.episode_seconds
+    num_steps = round(seconds / sim.dt)
     if num_steps < 1:
-        raise ValueError(f"an episode of {config.episode_seconds} s has no control period of {sim.dt} s")
+        raise ValueError(f"an episode of {seconds} s has no control period of {sim.dt} s")
     rng = np.random.default_rng(config.seed)
-    expert = ScriptedExpert(sim, ExpertConfig(noise_scale=config.noise_scale), rng)
+    expert = spec.expert(ExpertConfig(noise_scale=config.noise_scale), rng)
     records = []
     for _ in tqdm(range(config.episodes), desc="collect", unit="episode", disable=not progress):
-        if rng.random() < config.nearby_fraction:
-            q0, goal = sample_nearby_task(sim, rng, task.goal_margin, config.nearby_offset)
-        else:
-            q0, goal = sample_task(sim, rng, task.goal_margin)
+        q0, goal = spec.sample(rng)
         expert.reset()
-        records.append(run_episode(sim, expert, goal, q0, num_steps, task))
+        records.append(run_episode(sim, expert, goal, q0, num_steps, spec.reach))
     return records
+
+
+def collection_task(sim: ArmSim, config: CollectConfig, task: TaskConfig | None = None) -> Task:
+    """The task ``config`` names, with its nearby goals for reaching."""
+    return Task(config.task, sim, task or TaskConfig(), nearby_fraction=config.nearby_fraction,
+                nearby_offset=config.nearby_offset)
 
 
 def records_to_episodes(records: list[EpisodeRecord], dt: float, joint_names: list[str]) -> Episodes:

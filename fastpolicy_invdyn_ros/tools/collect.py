@@ -8,11 +8,13 @@ import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..core.bags import STORAGE_FORMATS, write_bag
 from ..core.data import save_episodes
 from ..core.settings import setting
 from ..sim.arm import ArmConfig, ArmSim
-from ..sim.collect import CollectConfig, collect_records, records_to_episodes
+from ..sim.collect import CollectConfig, collect_records, collection_task, records_to_episodes
 from ..sim.task import TaskConfig, summarize
 from . import cli
 
@@ -38,6 +40,11 @@ def collect(options: CollectOptions) -> None:
           f"(|q - goal| <= {task.position_tolerance} rad, |qd| <= {task.velocity_tolerance} rad/s at the end), "
           f"final error median {summary.median_final_error:.4f} rad, max {summary.max_final_error:.4f} rad, "
           f"median time to reach {summary.median_seconds_to_reach:.2f} s; collected in {elapsed:.1f} s")
+    if options.task == "obstacle":
+        task = collection_task(sim, options)
+        sides = [task.side(record.states, record.goals[0]) for record in records]
+        print(f"obstacle: {np.mean([task.collided(record.states) for record in records]):.1%} collided; "
+              f"went around on side +1 in {np.mean(np.array(sides) > 0):.0%}, -1 in {np.mean(np.array(sides) < 0):.0%}")
     episodes = records_to_episodes(records, sim.dt, sim.joint_names)
     if options.format == "npz":
         save_episodes(options.output, episodes)

@@ -1,9 +1,14 @@
-"""``evaluate``: closed-loop reaching on the simulated arm, the expert against the learned policy.
+"""``evaluate``: closed loop on the simulated arm, the scripted expert against the learned policy.
 
-Every controller runs the same episodes (start configurations and goals drawn from ``--seed``,
-a stream the demonstrations never used) for ``--episode_seconds``; an episode succeeds when it
-ends at the goal, settled (``sim.task.goal_reached``). Prints a table, writes ``evaluate.csv``
-and one PNG per controller showing the first episode.
+Every controller runs the same episodes of the task (``--task reach``, the default, or
+``--task obstacle``: past a keep-out disk, either way around), with starts and goals drawn from
+``--seed``, a stream the demonstrations never used. An episode succeeds when it ends at the goal,
+settled (``sim.task.goal_reached``), without entering the disk. Each model runs with every
+``--samplers`` and ``--sample_selections`` given (the rules that pick the executed plan of the
+sampled ones, ``core.selection``). Prints a table; writes ``evaluate.csv``, ``episodes.csv`` (per
+episode: reached, collided, the side taken, how often the executed plan switched sides, the final
+error), a PNG of the first episode per controller, and for the obstacle task ``paths.png``: a few
+episodes' paths in the disk's plane, per controller.
 """
 from __future__ import annotations
 
@@ -21,46 +26,65 @@ from ..core.device import select_device
 from ..core.invdyn import InvDynamic
 from ..core.metrics import action_sparc, percentiles_ms, rms_jerk
 from ..core.paths import share_path
+from ..core.planner import SAMPLERS
 from ..core.policy import Policy, PolicyConfig
+from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
-from ..sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
+from ..sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, run_episode
+from ..sim.tasks import TASKS, Task
 from . import cli
-from .plots import plot_reach
+from .plots import plot_paths, plot_reach
 from .tables import markdown_table, write_csv
+
+EXCLUDED = ("sampler", "sample_selection")
+"""Policy settings that ``samplers`` and ``sample_selections`` give per controller instead."""
 
 
 @dataclass
 class EvaluateConfig:
     """What to evaluate and how: the ``evaluate`` command line."""
 
+    task: str = setting("reach", choices=TASKS)
+    """Which task: reach (random goals) or obstacle (past a keep-out disk, either way around)."""
     planner: str = setting(default_factory=lambda: str(share_path("models", "planner_final.pth")))
     """Diffusion planner checkpoint."""
     invdyn: list[str] = setting(default_factory=lambda: [str(share_path("models", "invdyn_enhanced_final.pth"))])
     """Inverse dynamics checkpoints to compare."""
     samplers: list[str] = setting(["ddim"])
     """Planner samplers to run each model with: ddim and/or ddpm (every training step)."""
+    sample_selections: list[str] = setting(["consistent"])
+    """Rules that pick the executed plan, each run in turn: consistent, medoid, mean (core/selection.py)."""
     episodes: int = setting(50, low=1)
     """Episodes per controller."""
     seed: int = 1000
     """Seed of the held-out starts and goals."""
-    episode_seconds: float = setting(4.0, low=0.01)
-    """Time limit of each episode."""
+    episode_seconds: float | None = setting(None, low=0.01)
+    """Time limit of each episode (unset: the task's, 4 s reaching, 5 s past the obstacle)."""
     output_dir: str = "outputs/evaluate"
-    """Where the CSV and PNGs go."""
+    """Where the CSV files and PNGs go."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """The policy's settings, as the node's parameters of the same names."""
 
     def __post_init__(self) -> None:
-        if not set(self.samplers) <= {"ddim", "ddpm"}:
+        if not set(self.samplers) <= set(SAMPLERS):
             raise ValueError(f"samplers must be ddim and/or ddpm, got {self.samplers}")
+        if not set(self.sample_selections) <= set(SAMPLE_SELECTIONS):
+            raise ValueError(f"sample_selections must be among {SAMPLE_SELECTIONS}, got {self.sample_selections}")
 
 
 @dataclass
 class ControllerResult:
     controller: str
     success_rate: float
+    """Episodes that ended at the goal, settled, without a collision."""
+    collision_rate: float
+    side_plus: float
+    """Episodes that went around on side +1 (obstacle task)."""
+    side_minus: float
+    median_switches: float
+    """Median over episodes of the side switches of the executed plan (NaN for the expert)."""
     median_final_error: float
     rms_jerk: float
     sparc: float
@@ -70,16 +94,32 @@ class ControllerResult:
     plan_p99_ms: float
 
 
-class PolicyController:
-    """Adapts ``Policy`` to the ``run_episode`` controller signature and times its ticks and plans."""
+@dataclass
+class EpisodeOutcome:
+    controller: str
+    episode: int
+    reached: bool
+    collided: bool
+    side: int
+    switches: int
+    """Times the executed plan changed sides (-1: not a planning controller)."""
+    final_error: float
 
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+
+class PolicyController:
+    """Adapts ``Policy`` to the ``run_episode`` controller signature; times its ticks and plans and notes the
+    side of each new executed plan."""
+
+    def __init__(self, policy: Policy, task: Task) -> None:
+        self.policy, self.task = policy, task
         self.tick_seconds: list[float] = []
         self.plan_seconds: list[float] = []
+        self.plan_sides: list[list[int]] = []
+        self._plan_seen = None
 
     def reset(self) -> None:
         self.policy.reset()
+        self.plan_sides.append([])
 
     def __call__(self, state: np.ndarray, goal: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
@@ -90,25 +130,48 @@ class PolicyController:
             self.plan_seconds.append(status.plan_seconds)
         else:
             self.tick_seconds.append(elapsed)
+        plan = self.policy.plan
+        if plan is not None and plan is not self._plan_seen:
+            self._plan_seen = plan
+            self.plan_sides[-1].append(self.task.side(plan.executed.mean(0).cpu().numpy(), goal))
         return action
 
 
-def run_controller(sim: ArmSim, controller, tasks: list[tuple[np.ndarray, np.ndarray]], steps: int,
+def side_switches(sides: list[int]) -> int:
+    """Changes of side between consecutive plans that have one."""
+    decided = [side for side in sides if side]
+    return sum(a != b for a, b in zip(decided, decided[1:]))
+
+
+def run_controller(sim: ArmSim, controller, episodes: list[tuple[np.ndarray, np.ndarray]], steps: int,
                    name: str) -> list[EpisodeRecord]:
     records = []
-    for q0, goal in tqdm(tasks, desc=name, unit="episode", leave=False):
+    for q0, goal in tqdm(episodes, desc=name, unit="episode", leave=False):
         controller.reset()
         records.append(run_episode(sim, controller, goal, q0, steps))
     return records
 
 
-def summarize_controller(name: str, records: list[EpisodeRecord], dt: float, tick: list[float],
-                         plan: list[float]) -> ControllerResult:
+def outcomes(name: str, records: list[EpisodeRecord], task: Task, plan_sides: list[list[int]] | None
+             ) -> list[EpisodeOutcome]:
+    return [EpisodeOutcome(name, i, record.reached, task.collided(record.states), task.side(record.states,
+                           record.goals[0]), -1 if plan_sides is None else side_switches(plan_sides[i]),
+                           record.final_error)
+            for i, record in enumerate(records)]
+
+
+def summarize_controller(name: str, records: list[EpisodeRecord], episodes: list[EpisodeOutcome], dt: float,
+                         tick: list[float], plan: list[float]) -> ControllerResult:
     tick_ms, plan_ms = percentiles_ms(tick), percentiles_ms(plan)
+    switches = [episode.switches for episode in episodes if episode.switches >= 0]
     return ControllerResult(
         controller=name,
-        success_rate=float(np.mean([r.reached for r in records])),
-        median_final_error=float(np.median([r.final_error for r in records])),
+        success_rate=float(np.mean([e.reached and not e.collided for e in episodes])),
+        collision_rate=float(np.mean([e.collided for e in episodes])),
+        side_plus=float(np.mean([e.side > 0 for e in episodes])),
+        side_minus=float(np.mean([e.side < 0 for e in episodes])),
+        median_switches=float(np.median(switches)) if switches else float("nan"),
+        median_final_error=float(np.median([e.final_error for e in episodes])),
         rms_jerk=float(np.mean([rms_jerk(r.actions) for r in records])),
         sparc=float(np.mean([action_sparc(r.actions, dt) for r in records])),
         tick_p50_ms=tick_ms["p50"], tick_p99_ms=tick_ms["p99"], plan_p50_ms=plan_ms["p50"], plan_p99_ms=plan_ms["p99"],
@@ -127,32 +190,42 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in config.invdyn]
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    task = TaskConfig(episode_seconds=config.episode_seconds)
+    task = Task(config.task, sim)
     rng = np.random.default_rng(config.seed)
-    tasks = [sample_task(sim, rng, task.goal_margin) for _ in range(config.episodes)]
-    steps = round(config.episode_seconds / sim.dt)
+    episodes = [task.sample(rng) for _ in range(config.episodes)]
+    steps = round((config.episode_seconds or task.episode_seconds) / sim.dt)
 
-    expert = ScriptedExpert(sim, ExpertConfig(), np.random.default_rng(config.seed))
-    expert_records = run_controller(sim, expert, tasks, steps, "expert")
-    rows = [summarize_controller("expert", expert_records, sim.dt, [], [])]
-    plot_episode(output_dir / "expert.png", expert_records[0], sim.dt, sim.joint_names, "expert")
-
+    expert = task.expert(ExpertConfig(), np.random.default_rng(config.seed))
+    expert_records = run_controller(sim, expert, episodes, steps, "expert")
+    every_outcome = outcomes("expert", expert_records, task, None)
+    rows = [summarize_controller("expert", expert_records, every_outcome, sim.dt, [], [])]
+    runs = {"expert": expert_records}
     kinds = [model_kind(invdyn) for invdyn in models]
     for invdyn_path, invdyn, kind in zip(config.invdyn, models, kinds):
         # Several models of one kind are told apart by their directory.
         label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
         for sampler in config.samplers:
-            policy_config = replace(config.policy, planning=replace(config.policy.planning, sampler=sampler))
-            policy = Policy(planner, invdyn, policy_config, -sim.torque_limit, sim.torque_limit, sim.dt)
-            controller = PolicyController(policy)
-            name = f"{label}+{sampler}"
-            records = run_controller(sim, controller, tasks, steps, name)
-            rows.append(summarize_controller(name, records, sim.dt, controller.tick_seconds, controller.plan_seconds))
-            plot_episode(output_dir / f"{name}.png", records[0], sim.dt, sim.joint_names, name)
-
+            for selection in config.sample_selections:
+                planning = replace(config.policy.planning, sampler=sampler, sample_selection=selection)
+                policy = Policy(planner, invdyn, replace(config.policy, planning=planning), -sim.torque_limit,
+                                sim.torque_limit, sim.dt)
+                controller = PolicyController(policy, task)
+                name = f"{label}+{sampler}+{selection}"
+                records = run_controller(sim, controller, episodes, steps, name)
+                episode_outcomes = outcomes(name, records, task, controller.plan_sides)
+                every_outcome += episode_outcomes
+                rows.append(summarize_controller(name, records, episode_outcomes, sim.dt, controller.tick_seconds,
+                                                 controller.plan_seconds))
+                runs[name] = records
+    for name, records in runs.items():
+        plot_episode(output_dir / f"{name}.png", records[0], sim.dt, sim.joint_names, name)
+    if task.name == "obstacle":
+        plot_paths(output_dir / "paths.png", {name: records[:8] for name, records in runs.items()},
+                   task.obstacle, [sim.joint_names[j] for j in task.obstacle.joints])
     write_csv(output_dir / "evaluate.csv", rows)
+    write_csv(output_dir / "episodes.csv", every_outcome)
     print(markdown_table(rows))
-    print(f"wrote {output_dir / 'evaluate.csv'} and one PNG per controller in {output_dir}")
+    print(f"wrote {output_dir / 'evaluate.csv'}, episodes.csv and the PNGs in {output_dir}")
     return rows
 
 
@@ -164,7 +237,7 @@ def plot_episode(path: Path, record: EpisodeRecord, dt: float, joint_names: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run(EvaluateConfig, evaluate, argv, __doc__, exclude=("sampler",))
+    return cli.run(EvaluateConfig, evaluate, argv, __doc__, exclude=EXCLUDED)
 
 
 if __name__ == "__main__":

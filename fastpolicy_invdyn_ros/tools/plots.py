@@ -42,6 +42,25 @@ def plot_predicted_actions(path: Path, time_s: np.ndarray, recorded: np.ndarray,
     _save(fig, path)
 
 
+def plot_paths(path: Path, runs: dict[str, list], obstacle, joint_names: list[str]) -> None:
+    """Paths in the keep-out disk's plane, a panel per controller: each episode from its start (circle) to its
+    goal (cross), the disk grey."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.4), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, records) in zip(axes[0], runs.items()):
+        ax.add_patch(plt.Circle(obstacle.center, obstacle.radius, color="0.75", zorder=0))
+        for record in records:
+            xy = record.states[:, list(obstacle.joints)]
+            line, = ax.plot(xy[:, 0], xy[:, 1], linewidth=1.0)
+            ax.plot(*xy[0], "o", color=line.get_color(), markersize=4)
+            ax.plot(*record.goals[0, list(obstacle.joints)], "x", color=line.get_color(), markersize=6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"{joint_names[0]} [rad]")
+        ax.set_aspect("equal")
+    axes[0, 0].set_ylabel(f"{joint_names[1]} [rad]")
+    fig.suptitle("paths past the keep-out disk (grey): start o, goal x")
+    _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)

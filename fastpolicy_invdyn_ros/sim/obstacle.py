@@ -1,0 +1,127 @@
+"""The two-way task: reach a goal past a keep-out region that can be passed on either side.
+
+A disk in the plane of two joints (base yaw and shoulder pitch by default) lies between the start and
+the goal: the start sits on the line from the goal through the disk's centre, so the straight path
+crosses it and both ways around are equally short. Entering the disk is a collision. The scripted
+expert (``DetourExpert``) draws a side per episode, but decides from the state alone: once the arm
+is off the centre line its side is that of the state, and only on the line (at the start) does the
+drawn side break the tie. A policy that sees the state and the goal can therefore learn both ways
+and which one it is on, which is what makes the task bimodal and averaging plans wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arm import ArmSim
+from .expert import ExpertConfig, ScriptedExpert
+
+
+@dataclass
+class ObstacleConfig:
+    """Where the keep-out disk is and how starts and goals are placed around it."""
+
+    joints: tuple[int, int] = (0, 1)
+    """The two joints whose plane holds the disk."""
+    center: tuple[float, float] = (0.0, 0.0)
+    """Centre of the disk (rad, rad)."""
+    radius: float = 0.35
+    """Radius of the disk (rad): a state inside it has collided."""
+    clearance: float = 0.15
+    """How far outside the disk the expert passes (rad)."""
+    goal_distance: tuple[float, float] = (0.9, 1.5)
+    """Range of the goal's distance from the centre in that plane (rad); the start lies as far on the other side."""
+    side_deadband: float = 0.03
+    """Distance (rad) from the centre line within which the arm is on neither side (the drawn side decides)."""
+    other_joint_margin: float = 0.2
+    """The remaining joints start and end anywhere this far (rad) inside their limits."""
+    episode_seconds: float = 5.0
+    """Time limit of an episode: the detour is longer than a straight reach."""
+
+    @property
+    def center_array(self) -> np.ndarray:
+        return np.asarray(self.center, dtype=np.float64)
+
+
+def plane(q: np.ndarray, config: ObstacleConfig) -> np.ndarray:
+    """(..., 2) the positions in the disk's plane."""
+    return np.asarray(q)[..., list(config.joints)]
+
+
+def signed_offset(q: np.ndarray, goal: np.ndarray, config: ObstacleConfig) -> np.ndarray:
+    """Signed distance (rad) of ``q`` from the line through the disk's centre and the goal: its side."""
+    direction = plane(goal, config) - config.center_array
+    direction = direction / np.linalg.norm(direction, axis=-1, keepdims=True)
+    relative = plane(q, config) - config.center_array
+    return direction[..., 0] * relative[..., 1] - direction[..., 1] * relative[..., 0]
+
+
+def side_of(offsets: np.ndarray, config: ObstacleConfig) -> int:
+    """+1 or -1: the side of the largest offset beyond the dead band; 0: none."""
+    offsets = np.atleast_1d(offsets)
+    largest = offsets[np.argmax(np.abs(offsets))]
+    return 0 if abs(largest) <= config.side_deadband else int(np.sign(largest))
+
+
+def collided(states: np.ndarray, config: ObstacleConfig) -> bool:
+    """Whether any state's positions entered the disk."""
+    distance = np.linalg.norm(plane(states, config) - config.center_array, axis=-1)
+    return bool(np.any(distance < config.radius))
+
+
+def sample_two_way_task(sim: ArmSim, rng: np.random.Generator, config: ObstacleConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A rest start and a goal on opposite sides of the disk, on one line through its centre."""
+    low, high = sim.position_limits.T
+    margin = config.other_joint_margin
+    while True:
+        angle = rng.uniform(-np.pi, np.pi)
+        direction = np.array([np.cos(angle), np.sin(angle)])
+        distance = rng.uniform(*config.goal_distance)
+        start, goal = sim.sample_configuration(rng, margin), sim.sample_configuration(rng, margin)
+        start[list(config.joints)] = config.center_array - distance * direction
+        goal[list(config.joints)] = config.center_array + distance * direction
+        if np.all(start >= low + margin) and np.all(start <= high - margin) and \
+                np.all(goal >= low + margin) and np.all(goal <= high - margin):
+            return start, goal
+
+
+class DetourExpert(ScriptedExpert):
+    """The reaching expert, steered around the disk on the side of the state (the episode's drawn side
+    while the arm is on the centre line)."""
+
+    def __init__(self, sim: ArmSim, obstacle: ObstacleConfig, config: ExpertConfig | None = None,
+                 rng: np.random.Generator | None = None) -> None:
+        self.obstacle = obstacle
+        self.side = 1
+        super().__init__(sim, config, rng)
+
+    def reset(self) -> None:
+        super().reset()
+        self.side = 1 if self.rng.random() < 0.5 else -1
+
+    def desired_acceleration(self, state: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        return super().desired_acceleration(state, self.target(state[: self.sim.num_joints], goal))
+
+    def target(self, q: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """The goal, or, while the straight way to it is blocked, a via point beside the disk: abreast of its
+        centre until the arm is nearly there, then past it toward the goal."""
+        obstacle = self.obstacle
+        here, there, center = plane(q, obstacle), plane(goal, obstacle), obstacle.center_array
+        reach = obstacle.radius + obstacle.clearance
+        if _distance_to_segment(center, here, there) >= reach:
+            return goal
+        offset = float(signed_offset(q, goal, obstacle))
+        side = self.side if abs(offset) <= obstacle.side_deadband else int(np.sign(offset))
+        direction = (there - center) / np.linalg.norm(there - center)
+        normal = np.array([-direction[1], direction[0]])
+        along = 0.0 if np.dot(here - center, direction) < -0.5 * reach else reach
+        via = goal.copy()
+        via[list(obstacle.joints)] = center + side * reach * normal + along * direction
+        return via
+
+
+def _distance_to_segment(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+    span = end - start
+    t = float(np.clip(np.dot(point - start, span) / max(np.dot(span, span), 1e-12), 0.0, 1.0))
+    return float(np.linalg.norm(point - (start + t * span)))
