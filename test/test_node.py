@@ -114,12 +114,20 @@ def test_temperature_set_through_the_parameter_service_changes_the_commands(heal
     assert all(result.successful for result in healthy.set_remote(temperature=0.0))
 
 
+@pytest.mark.parametrize("rule", ["consistent", "mean", "mode"])  # ends on the harness's rule
+def test_the_sample_selection_rule_is_set_live_through_the_parameter_service(healthy: FakeRobot, rule: str) -> None:
+    assert all(result.successful for result in healthy.set_remote(sample_selection=rule))
+    assert healthy.get_remote("sample_selection") == rule
+    assert wait_for(lambda: controlling(healthy), 5.0)
+
+
 @pytest.mark.parametrize("name, value, reason", [
     ("temperature", -1.0, "temperature"),
     ("replan_every", 1000, "replan_every"),
     ("num_inference_samples", 0, "num_inference_samples"),
     ("state_timeout_s", 0.0, "state_timeout_s"),
     ("safe_mode", "explode", "safe_mode must be one of"),
+    ("sample_selection", "average", "sample_selection must be one of"),
     ("temperature", "hot", "type"),
     ("joint_names", ["a", "b", "c"], "read-only"),
     ("planner_model_path", "/elsewhere.pth", "read-only"),

@@ -60,7 +60,7 @@ def sample_actions_with_enhanced_invdyn(
     goal error, as the planner's normalizer makes them (``normalize_state``, ``normalize_goal_error``).
     norm_current_state: (B, S) current state or (B, L, S) recent states, normalized for the
     inverse dynamics model. Both models carry the normalizers their loaders attach. With no plan
-    being executed, ``consistent`` chooses as ``medoid`` does.
+    being executed, ``consistent`` chooses as ``mode`` does.
     """
     plans = diffusion_model.sample(norm_batch["history"], norm_batch.get("goal"), num_inference_samples,
                                    num_inference_steps)

@@ -3,11 +3,14 @@
 A diffusion planner draws several plans because there may be several good futures; the mean of
 "around the left" and "around the right" is "straight through". The rules:
 
-* ``consistent`` (the default): the first plan after a start or reset is the ``medoid``; every
-  later one is the sample whose first states stay closest to the rest of the plan being executed,
-  so the arm does not switch sides half way (the plans are also warm started from that one);
-* ``medoid``: the sample with the least summed distance to the others, a member of the largest
-  group of similar samples, chosen afresh at every replan;
+* ``consistent`` (the default): the first plan after a start or reset is the ``mode``; every later
+  one is the sample whose first states stay closest to the rest of the plan being executed, so the
+  arm does not switch sides half way (the plans are also warm started from that one);
+* ``mode``: the sample in the densest place among them: the least summed distance to its N/2
+  nearest others. It lies in the largest group of similar samples, and a lone sample between two
+  groups (a plan "straight through") is never it: its nearest others are all far. (The plain
+  medoid, least summed distance to all, would choose that lone one when the groups are equal.)
+  Chosen afresh at every replan;
 * ``mean``: every sample's action averaged, the old behaviour, kept for comparison.
 
 Distances are between whole plans in units of each state dimension's spread (the normalizer's
@@ -18,13 +21,17 @@ from __future__ import annotations
 
 import torch
 
-SAMPLE_SELECTIONS = ("consistent", "medoid", "mean")
+SAMPLE_SELECTIONS = ("consistent", "mode", "mean")
 
 
-def medoid(plans: torch.Tensor) -> int:
-    """(N, H, S) scaled plans -> the index of the sample with the least summed distance to the others."""
+def mode(plans: torch.Tensor) -> int:
+    """(N, H, S) scaled plans -> the index of the sample with the least summed distance to its N/2 nearest
+    others (itself excluded)."""
     flat = plans.reshape(len(plans), -1)
-    return int(torch.cdist(flat, flat).sum(dim=1).argmin())
+    if len(flat) < 3:
+        return 0
+    nearest = torch.cdist(flat, flat).sort(dim=1).values[:, 1 : 1 + len(flat) // 2]
+    return int(nearest.sum(dim=1).argmin())
 
 
 def closest(plans: torch.Tensor, committed: torch.Tensor) -> int:
@@ -41,4 +48,4 @@ def choose(rule: str, plans: torch.Tensor, committed: torch.Tensor | None) -> in
         return None
     if rule == "consistent" and committed is not None and len(committed):
         return closest(plans, committed)
-    return medoid(plans)
+    return mode(plans)

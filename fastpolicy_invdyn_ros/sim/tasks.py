@@ -50,7 +50,7 @@ class Task:
         """A rest start and a goal."""
         if self.name == "obstacle":
             return sample_two_way_task(self.sim, rng, self.obstacle)
-        if rng.random() < self.nearby_fraction:
+        if self.nearby_fraction and rng.random() < self.nearby_fraction:  # no draw without nearby goals
             return sample_nearby_task(self.sim, rng, self.reach.goal_margin, self.nearby_offset)
         return sample_task(self.sim, rng, self.reach.goal_margin)
 

@@ -3,8 +3,9 @@
 The same planner network is sampled three ways: few-step DDIM from a warm start (what the
 policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
-ticks between plans: inverse dynamics on every sampled next state, averaging, smoothing; timed
-back to back, and once per control period as the node runs it (on a VM on a shared host a tick
+ticks between plans: inverse dynamics on the chosen sample's next state (or on every sample's, and
+their mean, with ``sample_selection: mean``), smoothing; timed back to back, and once per control
+period as the node runs it (on a VM on a shared host a tick
 10 ms after the last is two to three times slower than one right after another, and the floor
 rows, one tiny op timed both ways, show whether the machine is such a one).
 """
@@ -120,12 +121,15 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
     results["one tiny op (the floor)"] = time_floor(0.0, config.tick_iterations)
     results[f"one tiny op (the floor), one per {config.control_period_s * 1e3:g} ms"] = time_floor(
         config.control_period_s, config.paced_tick_iterations)
-    for samples in (1, base.num_inference_samples):
+    variants = [(1, base.sample_selection)] + [(base.num_inference_samples, rule) for rule in
+                                               dict.fromkeys((base.sample_selection, "mean"))]
+    for samples, rule in variants:
         tick_config = PolicyConfig(replan_every=planner.config.horizon,
-                                   planning=replace(base, num_inference_samples=samples))
+                                   planning=replace(base, num_inference_samples=samples, sample_selection=rule))
         policy = Policy(planner, invdyn, tick_config, -sim.torque_limit, sim.torque_limit, sim.dt)
-        results[f"control tick, {samples} sample(s)"] = time_ticks(policy, states, goal, config.tick_iterations)
-        results[f"control tick, {samples} sample(s), one per {config.control_period_s * 1e3:g} ms"] = time_ticks(
+        name = f"control tick, {samples} sample(s)" + ("" if samples == 1 else f", {rule}")
+        results[name] = time_ticks(policy, states, goal, config.tick_iterations)
+        results[f"{name}, one per {config.control_period_s * 1e3:g} ms"] = time_ticks(
             policy, states, goal, config.paced_tick_iterations, config.control_period_s)
 
     ddpm_p50 = results[f"plan ddpm {planner.config.num_train_timesteps} steps"]["p50"]

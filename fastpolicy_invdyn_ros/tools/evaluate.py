@@ -53,7 +53,7 @@ class EvaluateConfig:
     samplers: list[str] = setting(["ddim"])
     """Planner samplers to run each model with: ddim and/or ddpm (every training step)."""
     sample_selections: list[str] = setting(["consistent"])
-    """Rules that pick the executed plan, each run in turn: consistent, medoid, mean (core/selection.py)."""
+    """Rules that pick the executed plan, each run in turn: consistent, mode, mean (core/selection.py)."""
     episodes: int = setting(50, low=1)
     """Episodes per controller."""
     seed: int = 1000
