@@ -82,7 +82,7 @@ def test_the_tick_follows_a_jump_of_the_state_streams_phase_and_keeps_its_rate(h
     assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
 
 
-def test_each_new_plan_is_published_as_the_mean_plan_with_its_layout(healthy: FakeRobot) -> None:
+def test_each_new_plan_is_published_as_the_executed_plan_with_its_layout(healthy: FakeRobot) -> None:
     first = len(healthy.plans)
     commands = healthy.collect(1.0)
     plans = healthy.plans[first:]

@@ -23,6 +23,7 @@ from ..core.metrics import measure_latency, percentiles_ms
 from ..core.paths import share_path
 from ..core.planning import Plan, Planning, PlanningConfig, PlanRequest
 from ..core.policy import Policy, PolicyConfig
+from ..core.selection import choose
 from ..core.settings import setting
 from ..sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
 from . import cli
@@ -118,6 +119,9 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
         f"plan ddpm {planner.config.num_train_timesteps} steps": time_plans(planning, ddpm, config.ddpm_iterations,
                                                                              device),
     }
+    scaled = previous.states / planner.normalizer.state_std  # what the planner chooses on, after each plan
+    results[f"sample selection {base.sample_selection} (in the planner)"] = percentiles_ms(measure_latency(
+        lambda: choose(base.sample_selection, scaled, scaled[0, 4:]), config.tick_iterations))
     results["one tiny op (the floor)"] = time_floor(0.0, config.tick_iterations)
     results[f"one tiny op (the floor), one per {config.control_period_s * 1e3:g} ms"] = time_floor(
         config.control_period_s, config.paced_tick_iterations)

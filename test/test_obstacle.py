@@ -1,0 +1,56 @@
+"""The two-way task on the MuJoCo arm: the expert goes around either way, decides from the state, and
+correction episodes (the policy first, then the expert) are recorded from the takeover on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastpolicy_invdyn_ros.sim import ArmConfig, ArmSim, CollectConfig, ExpertConfig, run_episode
+from fastpolicy_invdyn_ros.sim.collect import collect_records
+from fastpolicy_invdyn_ros.sim.obstacle import DetourExpert, ObstacleConfig, signed_offset
+from fastpolicy_invdyn_ros.sim.tasks import Task
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return Task("obstacle", ArmSim(ArmConfig()))
+
+
+def test_the_expert_goes_around_on_both_sides_and_never_through(task: Task) -> None:
+    rng = np.random.default_rng(3)
+    expert = task.expert(ExpertConfig(), rng)
+    steps = round(task.episode_seconds / task.sim.dt)
+    sides = []
+    for _ in range(12):
+        q0, goal = task.sample(rng)
+        assert task.collided(np.array([q0 + 0.5 * (goal - q0)])), "the straight way is blocked"
+        expert.reset()
+        record = run_episode(task.sim, expert, goal, q0, steps, task.reach)
+        assert record.reached and not task.collided(record.states)
+        sides.append(task.side(record.states, goal))
+    assert set(sides) == {1, -1}
+
+
+def test_the_expert_decides_from_the_state_its_drawn_side_only_breaks_the_tie_on_the_line(task: Task) -> None:
+    config = ObstacleConfig()
+    left, right = (DetourExpert(task.sim, config, ExpertConfig(noise_scale=0.0, frequency_jitter=0.0))
+                   for _ in range(2))
+    left.side, right.side = 1, -1
+    q0, goal = task.sample(np.random.default_rng(4))
+    on_line = np.concatenate([q0, np.zeros(3)])
+    assert not np.allclose(left(on_line, goal), right(on_line, goal))
+    off_line = on_line.copy()
+    off_line[1] += 0.1  # beside the line: both go around on that side
+    assert abs(signed_offset(off_line[:3], goal, config)) > config.side_deadband
+    np.testing.assert_array_equal(left(off_line, goal), right(off_line, goal))
+
+
+def test_corrections_record_the_expert_from_where_the_policy_left_the_arm(tiny_models, task: Task) -> None:
+    config = CollectConfig(task="obstacle", episodes=4, seed=2, episode_seconds=1.0, takeover_seconds=0.5,
+                           policy_planner=str(tiny_models["planner_model_path"]))
+    records = collect_records(task.sim, config)
+    assert len(records) == 4
+    assert all(len(record.states) <= 100 and not task.collided(record.states) for record in records)
+    taken_over = [record for record in records if len(record.states) < 100]
+    assert taken_over, "the policy drove first"
+    assert any(np.abs(record.states[0, 3:]).max() > 1e-3 for record in taken_over), "taken over while moving"
