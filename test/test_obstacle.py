@@ -1,12 +1,10 @@
-"""The two-way task on the MuJoCo arm: the expert goes around either way, decides from the state, and
-correction episodes (the policy first, then the expert) are recorded from the takeover on."""
+"""The two-way task on the MuJoCo arm: the expert goes around either way and decides from the state."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.sim import ArmConfig, ArmSim, CollectConfig, ExpertConfig, run_episode
-from fastpolicy_invdyn_ros.sim.collect import collect_records
+from fastpolicy_invdyn_ros.sim import ArmConfig, ArmSim, ExpertConfig, run_episode
 from fastpolicy_invdyn_ros.sim.obstacle import DetourExpert, ObstacleConfig, signed_offset
 from fastpolicy_invdyn_ros.sim.tasks import Task
 
@@ -44,13 +42,3 @@ def test_the_expert_decides_from_the_state_its_drawn_side_only_breaks_the_tie_on
     assert abs(signed_offset(off_line[:3], goal, config)) > config.side_deadband
     np.testing.assert_array_equal(left(off_line, goal), right(off_line, goal))
 
-
-def test_corrections_record_the_expert_from_where_the_policy_left_the_arm(tiny_models, task: Task) -> None:
-    config = CollectConfig(task="obstacle", episodes=4, seed=2, episode_seconds=1.0, takeover_seconds=0.5,
-                           policy_planner=str(tiny_models["planner_model_path"]))
-    records = collect_records(task.sim, config)
-    assert len(records) == 4
-    assert all(len(record.states) <= 100 and not task.collided(record.states) for record in records)
-    taken_over = [record for record in records if len(record.states) < 100]
-    assert taken_over, "the policy drove first"
-    assert any(np.abs(record.states[0, 3:]).max() > 1e-3 for record in taken_over), "taken over while moving"

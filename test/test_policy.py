@@ -5,7 +5,7 @@ import torch
 
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner
 from fastpolicy_invdyn_ros.core.paths import share_path
-from fastpolicy_invdyn_ros.core.actions import generate_actions_with_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.actions import generate_actions_with_enhanced_invdyn, sample_actions_with_enhanced_invdyn
 from fastpolicy_invdyn_ros.core.planning import PlanningConfig
 from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.core.safety import SafetyConfig
@@ -53,6 +53,47 @@ def test_generate_actions_works_with_every_model_type(default_models, invdyn_var
                                                     num_inference_samples=4, temperature=0.5,
                                                     use_probabilistic_sampling=True, num_inference_steps=3)
     assert actions.shape == (2, 3) and torch.isfinite(actions).all()
+
+
+@pytest.mark.parametrize("rule", ["consistent", "mode", "mean"])
+def test_the_seed_api_executes_the_chosen_samples_action_or_the_mean(default_models, rule):
+    planner, model = default_models
+    state, goal = reach_state(ArmSim())
+    units = planner.normalizer
+    current = torch.as_tensor(state, dtype=torch.float32)
+    norm_batch = {"history": units.normalize_state(current.expand(2, planner.config.n_obs_steps, -1)),
+                  "goal": units.normalize_goal_error(torch.as_tensor(goal, dtype=torch.float32), current).expand(2, -1)}
+    history = model.normalizer.normalize_state(current.expand(2, model.config.seq_length, -1))
+    torch.manual_seed(0)
+    sampled = sample_actions_with_enhanced_invdyn(planner, model, norm_batch, history, 6, sample_selection=rule)
+    torch.manual_seed(0)
+    executed = generate_actions_with_enhanced_invdyn(planner, model, norm_batch, history, 6, sample_selection=rule)
+    assert sampled.plans.shape == (2, 6, planner.config.horizon, 6) and sampled.actions.shape == (2, 6, 3)
+    for row, chosen in enumerate(sampled.chosen):
+        expected = sampled.actions[row].mean(0) if rule == "mean" else sampled.actions[row, chosen]
+        assert (chosen is None) == (rule == "mean")
+        torch.testing.assert_close(executed[row], expected)
+
+
+def test_a_chosen_sample_is_executed_and_the_next_plan_warm_starts_from_it(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=4)
+    config = PolicyConfig(replan_every=2, planning=PlanningConfig(sample_selection="consistent"))
+    policy = Policy(planner, invdyn, config, -sim.torque_limit, sim.torque_limit, sim.dt)
+    first = None
+    for _ in range(3):
+        state = sim.step(policy.select_action(state, goal))
+        first = first or policy.plan
+    second = policy.plan
+    assert second is not first and first.chosen is not None and second.chosen is not None
+    torch.testing.assert_close(first.executed, first.states[first.chosen : first.chosen + 1])
+    # Warm started from the executed sample alone: the new samples agree more with it than the first ones did.
+    elapsed = second.origin_tick - first.origin_tick
+    ahead = first.states[first.chosen, elapsed:]
+    before = float(((first.states[:, elapsed:] - ahead) ** 2).mean())
+    after = float(((second.states[:, : len(ahead)] - ahead) ** 2).mean())
+    assert after < before
 
 
 def test_first_planned_state_is_close_to_the_current_state(default_models):

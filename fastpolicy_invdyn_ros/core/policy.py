@@ -8,10 +8,10 @@ anywhere on that path returns the safe command (``safety``) and says why in ``Po
 controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
 plans with the background planner after the command is sent.
 
-How the ``num_inference_samples`` plans become one action: the planner chooses one of them
-(``selection``: the one consistent with the plan being executed; never their mean, which on a task
-with two ways around an obstacle goes through it), and its next state gives the action. With
-``sample_selection: mean`` every sample's next state gives an action and their mean is executed.
+How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``mean`` (the
+default) every sample's next state gives an action and their mean is executed; with ``consistent`` or
+``mode`` the planner chooses one sample (``selection``), never their mean, which on a task with two
+ways around an obstacle goes through it, and that sample's next state gives the action.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A diffusion planner draws several plans because there may be several good futures; the mean of
 "around the left" and "around the right" is "straight through". The rules:
 
-* ``consistent`` (the default): the first plan after a start or reset is the ``mode``; every later
+* ``consistent``: the first plan after a start or reset is the ``mode``; every later
   one is the sample whose first states stay closest to the rest of the plan being executed, so the
   arm does not switch sides half way (the plans are also warm started from that one);
 * ``mode``: the sample in the densest place among them: the least summed distance to its N/2
@@ -11,7 +11,8 @@ A diffusion planner draws several plans because there may be several good future
   groups (a plan "straight through") is never it: its nearest others are all far. (The plain
   medoid, least summed distance to all, would choose that lone one when the groups are equal.)
   Chosen afresh at every replan;
-* ``mean``: every sample's action averaged, the old behaviour, kept for comparison.
+* ``mean``: every sample's action averaged, the old behaviour; still the default (see the README: the
+  selection rules do not yet hold on the two-way task).
 
 Distances are between whole plans in units of each state dimension's spread (the normalizer's
 state std), so that positions and velocities weigh alike. Plans are tiny (N x H x S, a few hundred

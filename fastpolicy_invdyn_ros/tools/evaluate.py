@@ -27,6 +27,7 @@ from ..core.invdyn import InvDynamic
 from ..core.metrics import action_sparc, percentiles_ms, rms_jerk
 from ..core.paths import share_path
 from ..core.planner import SAMPLERS
+from ..core.planning import PlanningConfig
 from ..core.policy import Policy, PolicyConfig
 from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
@@ -52,7 +53,7 @@ class EvaluateConfig:
     """Inverse dynamics checkpoints to compare."""
     samplers: list[str] = setting(["ddim"])
     """Planner samplers to run each model with: ddim and/or ddpm (every training step)."""
-    sample_selections: list[str] = setting(["consistent"])
+    sample_selections: list[str] = setting(default_factory=lambda: [PlanningConfig.sample_selection])
     """Rules that pick the executed plan, each run in turn: consistent, mode, mean (core/selection.py)."""
     episodes: int = setting(50, low=1)
     """Episodes per controller."""
