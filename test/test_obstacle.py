@@ -41,4 +41,3 @@ def test_the_expert_decides_from_the_state_its_drawn_side_only_breaks_the_tie_on
     off_line[1] += 0.1  # beside the line: both go around on that side
     assert abs(signed_offset(off_line[:3], goal, config)) > config.side_deadband
     np.testing.assert_array_equal(left(off_line, goal), right(off_line, goal))
-

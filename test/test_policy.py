@@ -39,16 +39,23 @@ def reach_state(sim: ArmSim, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return sim.reset(q0), goal
 
 
+def seed_api_inputs(planner, model, rows: int = 2) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The seed API's normalized inputs for ``rows`` copies of a rest state before a reach: the planner's
+    batch (history, goal error) and the inverse dynamics model's history."""
+    state, goal = reach_state(ArmSim())
+    units = planner.normalizer
+    current = torch.as_tensor(state, dtype=torch.float32)
+    norm_batch = {"history": units.normalize_state(current.expand(rows, planner.config.n_obs_steps, -1)),
+                  "goal": units.normalize_goal_error(torch.as_tensor(goal, dtype=torch.float32),
+                                                     current).expand(rows, -1)}
+    return norm_batch, model.normalizer.normalize_state(current.expand(rows, model.config.seq_length, -1))
+
+
 @pytest.mark.parametrize("name", ["mlp", "seq", "enhanced"])
 def test_generate_actions_works_with_every_model_type(default_models, invdyn_variants, name):
     planner, _ = default_models
     model = invdyn_variants[name]
-    state, goal = reach_state(ArmSim())
-    units = planner.normalizer
-    current = torch.as_tensor(state, dtype=torch.float32)
-    norm_batch = {"history": units.normalize_state(current.expand(2, planner.config.n_obs_steps, -1)),
-                  "goal": units.normalize_goal_error(torch.as_tensor(goal, dtype=torch.float32), current).expand(2, -1)}
-    invdyn_history = model.normalizer.normalize_state(current.expand(2, model.config.seq_length, -1))
+    norm_batch, invdyn_history = seed_api_inputs(planner, model)
     actions = generate_actions_with_enhanced_invdyn(planner, model, norm_batch, invdyn_history,
                                                     num_inference_samples=4, temperature=0.5,
                                                     use_probabilistic_sampling=True, num_inference_steps=3)
@@ -58,12 +65,7 @@ def test_generate_actions_works_with_every_model_type(default_models, invdyn_var
 @pytest.mark.parametrize("rule", ["consistent", "mode", "mean"])
 def test_the_seed_api_executes_the_chosen_samples_action_or_the_mean(default_models, rule):
     planner, model = default_models
-    state, goal = reach_state(ArmSim())
-    units = planner.normalizer
-    current = torch.as_tensor(state, dtype=torch.float32)
-    norm_batch = {"history": units.normalize_state(current.expand(2, planner.config.n_obs_steps, -1)),
-                  "goal": units.normalize_goal_error(torch.as_tensor(goal, dtype=torch.float32), current).expand(2, -1)}
-    history = model.normalizer.normalize_state(current.expand(2, model.config.seq_length, -1))
+    norm_batch, history = seed_api_inputs(planner, model)
     torch.manual_seed(0)
     sampled = sample_actions_with_enhanced_invdyn(planner, model, norm_batch, history, 6, sample_selection=rule)
     torch.manual_seed(0)
