@@ -135,7 +135,9 @@ class FakeRobot(Node):
         return wait_future(future).results
 
     def get_remote(self, name: str) -> object:
-        return parameter_value_to_python(wait_future(self.parameters.get_parameters([name])).values[0])
+        """The parameter's value (None: unset)."""
+        values = wait_future(self.parameters.get_parameters([name])).values
+        return parameter_value_to_python(values[0]) if values else None
 
     def change_state(self, label: str, timeout_s: float = 60.0) -> bool:
         """Ask for a lifecycle transition by label (configure, activate, ...), as ``ros2 lifecycle set`` does."""

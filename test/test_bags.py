@@ -153,14 +153,9 @@ def test_shuffled_joint_order_extra_joint_and_zero_stamps(demos: Episodes, tmp_p
     episodes, _ = read_bag_episodes([bag], BagReadConfig(goal_topic=DEFAULT_GOAL_TOPIC, joint_names=demos.joint_names))
     assert_same(episodes, demos)
 
-    # Without joint_names, the first message's order is used: the same data, columns permuted.
-    episodes, report = read_bag_episodes([bag], WITH_GOALS)
-    first = messages[1][3].name
-    assert report.joint_names == first and set(first) == set(demos.joint_names) | {"gripper"}
-    column = [first.index(name) for name in demos.joint_names]
-    num_joints = len(first)
-    np.testing.assert_allclose(episodes.states[:, column], demos.states[:, :3], atol=1e-6)
-    np.testing.assert_allclose(episodes.states[:, [num_joints + i for i in column]], demos.states[:, 3:], atol=1e-6)
+    # Without joint_names, every joint of the first message is taken: four, for three command entries.
+    with pytest.raises(BagError, match="the commands have 3 entries for the 4 joints .* give joint_names"):
+        read_bag_episodes([bag], WITH_GOALS)
 
 
 def replayed_with_fine_states(episodes: Episodes) -> tuple[Episodes, list[Message]]:

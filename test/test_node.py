@@ -15,11 +15,15 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from ros_harness import (JOINTS, POSITIONS, RATE_HZ, STATE_PERIOD_S, TEST_PARAMETERS, FakeRobot, RobotSession,
                          controlling, diagnostic_text, is_safe)
+from urdf import urdf_of
 
 from fastpolicy_invdyn_ros.ros.processes import (policy_command, private_domain_id, ros_environment, start, stop_process,
                                                use_domain, wait_for)
+from fastpolicy_invdyn_ros.sim import ArmSim
 
 STARTUP_S = 60.0
+ARM = ArmSim().description()
+"""The robot of the tiny models (trained on the simulated arm's demonstrations)."""
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,8 @@ def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
     domain = private_domain_id()
     use_domain(domain)
     log = tmp_path_factory.mktemp("policy") / "invdyn_policy.log"
-    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS}
+    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS,
+                 "robot_description": urdf_of(ARM)}  # the robot the models were trained on: it agrees
     process = start(policy_command(overrides), ros_environment(domain), log)
     try:
         session = RobotSession()
@@ -268,6 +273,11 @@ STARTUP_FAILURES = [
     ({"planner_model_path": "{invdyn_model_path}"}, "but 'planner' was expected"),
     ({"safe_mode": "explode"}, "safe_mode must be one of"),
     ({"temperature": -1.0}, "temperature"),
+    # Models of another robot, or a robot other than the models': each difference is named.
+    ({"joint_names": ["j1", "j2", "j3"]}, "do not match the models'"),
+    ({"action_high": [100.0, 45.0, 20.0]}, "action_low/action_high of joint base_yaw [-25, 100] go beyond"),
+    ({"robot_description": urdf_of(ARM, effort=0.5)}, "joint base_yaw: command_high 25 is beyond the URDF's 12.5"),
+    ({"robot_description": urdf_of(ARM, fixed="elbow_pitch")}, "joint elbow_pitch is a fixed joint of the URDF"),
 ]
 
 

@@ -13,7 +13,9 @@ import torch
 
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, read_checkpoint
 from fastpolicy_invdyn_ros.core.conversion import convert_to_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.robot import RobotDescription
 from fastpolicy_invdyn_ros.core.training import TrainConfig, train
+from fastpolicy_invdyn_ros.sim import ArmSim
 from fastpolicy_invdyn_ros.tools.trainer import main
 
 SMALL = {"hidden_dim": 128, "num_layers": 2, "batch_size": 128, "progress": False}
@@ -37,7 +39,16 @@ def test_probabilistic_model_trains_by_likelihood(demos_path, tmp_path):
     assert payload["config"]["use_probabilistic"] is True
     assert payload["metadata"]["temperature"] == 0.2
     assert payload["metadata"]["joint_names"] == ["base_yaw", "shoulder_pitch", "elbow_pitch"]
+    assert RobotDescription.from_dict(payload["metadata"]["robot"]) == ArmSim().description(), "the data's robot"
     assert result.val_metric < 0.2
+
+
+def test_data_whose_commands_are_not_the_interface_given_is_refused_in_one_line(demos_path, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--data", str(demos_path), "--output_dir", str(tmp_path), "--command_interface", "position"])
+    assert exit.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].endswith("the data's commands are effort, not position"), lines
 
 
 def run_trainer(args: list[str]) -> subprocess.Popen:

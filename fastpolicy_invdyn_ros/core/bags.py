@@ -483,6 +483,9 @@ def _merge(
                 f"{recording.path}: commands/goals have {actions.shape[1]}/{goals.shape[1]} entries, "
                 f"{recordings[0].path} has {first[1].shape[1]}/{first[2].shape[1]}"
             )
+    if first[1].shape[1] != len(joint_names):
+        raise BagError(f"the commands have {first[1].shape[1]} entries for the {len(joint_names)} joints "
+                       f"{joint_names}: give joint_names (the commanded joints, in the commands' order)")
     episodes = [episode for part in parts for episode in part]
     return Episodes(
         states=np.concatenate([states for states, _, _ in episodes]),

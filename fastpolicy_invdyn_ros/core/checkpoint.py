@@ -22,6 +22,7 @@ from .files import atomic_file
 from .invdyn import InvDynamic, InvDynConfig, build_invdyn
 from .normalization import Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
+from .robot import RobotDescription
 
 FORMAT_VERSION = 2
 """2: with a checksum. Version 1 files (no checksum) still load."""
@@ -219,4 +220,7 @@ def load_policy_models(planner_path: str | Path, invdyn_path: str | Path, device
         if key in planner_metadata and not equal(metadata[key], planner_metadata[key]):
             raise CheckpointError(f"{invdyn_path}: {key} {metadata[key]} differs from the planner's "
                                   f"{planner_metadata[key]}")
+    if "robot" in planner_metadata and (differences := RobotDescription.from_dict(metadata["robot"]).differences(
+            RobotDescription.from_dict(planner_metadata["robot"]))):
+        raise CheckpointError(f"{invdyn_path}: its robot differs from the planner's: {'; '.join(differences)}")
     return planner, invdyn, metadata

@@ -6,12 +6,14 @@ leads to ``states[t + 1]`` when that index lies in the same episode.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .files import atomic_file
+from .robot import RobotDescription, RobotMismatch, default_description
 
 
 @dataclass
@@ -21,23 +23,28 @@ class Episodes:
     states: np.ndarray
     """(N, S) float32: joint positions then joint velocities."""
     actions: np.ndarray
-    """(N, A) float32: the command applied at each state (joint torques for the sim arm)."""
+    """(N, A) float32: the command applied at each state (per ``robot.command_interface``)."""
     goals: np.ndarray
-    """(N, G) float32: the goal (target joint positions) in force at each state."""
+    """(N, G) float32: the goal in force at each state (what each entry is: ``robot.goal_names``)."""
     episode_ends: np.ndarray
     """(E,) int64: exclusive end index of each episode; the last one equals N."""
     dt: float
     """Control period in seconds between consecutive states."""
     joint_names: list[str]
     """Names of the J joints, in the order the state and action columns use."""
+    robot: RobotDescription | None = None
+    """The robot the data comes from; None: what the arrays tell (``robot.default_description``)."""
 
     def __post_init__(self) -> None:
         self.states = np.asarray(self.states, dtype=np.float32)
         self.actions = np.asarray(self.actions, dtype=np.float32)
         self.goals = np.asarray(self.goals, dtype=np.float32)
         self.episode_ends = np.asarray(self.episode_ends, dtype=np.int64)
-        self.joint_names = [str(name) for name in self.joint_names]
+        # Data that names no joints: one per action entry, by position.
+        self.joint_names = [str(name) for name in self.joint_names] or [f"joint_{i}" for i in range(self.actions.shape[-1])]
         self.dt = float(self.dt)
+        if self.robot is None:
+            self.robot = default_description(self.joint_names, self.dt, self.state_dim, self.goal_dim)
         self._validate()
 
     def _validate(self) -> None:
@@ -57,6 +64,10 @@ class Episodes:
         for name, array in (("states", self.states), ("actions", self.actions), ("goals", self.goals)):
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"{name} contain NaN or inf")
+        if self.robot.joint_names != self.joint_names or not np.isclose(self.robot.control_dt, self.dt, rtol=0.01):
+            raise RobotMismatch(f"joints {self.joint_names} and dt {self.dt:g} s differ from the robot description's "
+                                f"{self.robot.joint_names} and {self.robot.control_dt:g} s")
+        self.robot.check_sizes(self.state_dim, self.action_dim, self.goal_dim)
 
     @property
     def num_episodes(self) -> int:
@@ -93,6 +104,7 @@ class Episodes:
             episode_ends=np.cumsum([len(span) for span in spans]),
             dt=self.dt,
             joint_names=self.joint_names,
+            robot=self.robot,
         )
 
 
@@ -107,11 +119,13 @@ def save_episodes(path: str | Path, episodes: Episodes) -> None:
             episode_ends=episodes.episode_ends,
             dt=np.float64(episodes.dt),
             joint_names=np.array(episodes.joint_names),
+            robot=np.array(json.dumps(episodes.robot.to_dict())),
         )
 
 
 def load_episodes(path: str | Path) -> Episodes:
-    """Read an NPZ written by ``save_episodes`` (or by hand in the same format)."""
+    """Read an NPZ written by ``save_episodes`` (or by hand in the same format; ``robot``, a JSON robot
+    description, is optional)."""
     with np.load(path, allow_pickle=False) as npz:
         missing = {"states", "actions", "goals", "episode_ends", "dt", "joint_names"} - set(npz.files)
         if missing:
@@ -123,6 +137,7 @@ def load_episodes(path: str | Path) -> Episodes:
             episode_ends=npz["episode_ends"],
             dt=float(npz["dt"]),
             joint_names=npz["joint_names"].tolist(),
+            robot=RobotDescription.from_dict(json.loads(str(npz["robot"]))) if "robot" in npz.files else None,
         )
 
 

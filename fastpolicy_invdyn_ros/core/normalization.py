@@ -14,7 +14,7 @@ PLAN_STD_FLOOR = 1e-5
 """Smallest per-step plan scale: one-step position changes are legitimately ~1e-3."""
 
 _FIELDS = ("state_mean", "state_std", "action_mean", "action_std")
-_PLAN_FIELDS = ("plan_delta_std", "goal_error_std")
+_PLAN_FIELDS = ("plan_delta_std", "goal_error_std", "goal_index", "goal_mean")
 
 
 @dataclass
@@ -22,8 +22,9 @@ class Normalizer:
     """``(x - mean) / std`` per dimension; every field is a float32 tensor on one device.
 
     The planner works in coordinates relative to the current state s_t (fields fitted by
-    ``with_plan_statistics``): a plan is ``(s_{t+k} - s_t) / plan_delta_std[k]`` and the goal is
-    ``(goal - q_t) / goal_error_std``. Per-step scaling matters: one control period moves a state
+    ``with_plan_statistics``): a plan is ``(s_{t+k} - s_t) / plan_delta_std[k]`` and a goal entry that
+    targets a state entry is its error ``(goal_i - s_t[goal_index_i]) / goal_error_std_i``; a goal entry
+    of its own kind (an end-effector position) is standardized by its own statistics. Per-step scaling matters: one control period moves a state
     by a hundredth of its spread, and the inverse dynamics model acts on exactly that first step,
     so an error of the same normalized size costs far less at k = 1 than it would in absolute units;
     and at the goal the right plan is exactly zero.
@@ -36,7 +37,12 @@ class Normalizer:
     plan_delta_std: torch.Tensor | None = None
     """(H, S) std of s_{t+k} - s_t for k = 1..H (planner checkpoints only)."""
     goal_error_std: torch.Tensor | None = None
-    """(G,) std of goal - q_t, q_t the first G state dimensions (planner checkpoints only)."""
+    """(G,) std of each goal entry's error from its state entry, or of the entry itself (planner only)."""
+    goal_index: torch.Tensor | None = None
+    """(G,) int64: the state entry each goal entry targets, -1 for one of its own kind; None: the first G
+    state entries (checkpoints made before goals were described)."""
+    goal_mean: torch.Tensor | None = None
+    """(G,) mean of the goal entries of their own kind (0 for the others)."""
 
     @classmethod
     def fit(cls, episodes: Episodes) -> Normalizer:
@@ -49,15 +55,22 @@ class Normalizer:
         action_mean, action_std = stats(episodes.actions)
         return cls(state_mean, state_std, action_mean, action_std)
 
-    def with_plan_statistics(self, windows: dict[str, np.ndarray]) -> Normalizer:
-        """A copy with the planner's relative-coordinate scales fitted on ``data.planner_windows``."""
+    def with_plan_statistics(self, windows: dict[str, np.ndarray], goal_index: list[int]) -> Normalizer:
+        """A copy with the planner's relative-coordinate scales fitted on ``data.planner_windows``;
+        ``goal_index`` as ``RobotDescription.goal_state_indices`` gives it."""
         current = windows["history"][:, -1]
         delta = windows["future"] - current[:, None, :]
-        goal_error = windows["goal"] - current[:, : windows["goal"].shape[1]]
+        index = np.asarray(goal_index, dtype=np.int64).reshape(-1)
+        own = index < 0
+        goal_mean = np.where(own, windows["goal"].mean(axis=0), 0.0)
+        reference = np.where(own, goal_mean, current[:, np.maximum(index, 0)])
         return replace(
             self,
             plan_delta_std=torch.as_tensor(delta.std(axis=0), dtype=torch.float32).clamp_min(PLAN_STD_FLOOR),
-            goal_error_std=torch.as_tensor(goal_error.std(axis=0), dtype=torch.float32).clamp_min(STD_FLOOR),
+            goal_error_std=torch.as_tensor((windows["goal"] - reference).std(axis=0),
+                                           dtype=torch.float32).clamp_min(STD_FLOOR),
+            goal_index=torch.as_tensor(index),
+            goal_mean=torch.as_tensor(goal_mean, dtype=torch.float32),
         )
 
     def normalize_plan(self, future: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
@@ -69,8 +82,12 @@ class Normalizer:
         return plan * self.plan_delta_std + current.unsqueeze(-2)
 
     def normalize_goal_error(self, goal: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        """(..., G) raw goal -> the planner's goal input: the scaled error from ``current`` (..., S)."""
-        return (goal - current[..., : goal.shape[-1]]) / self.goal_error_std
+        """(..., G) raw goal -> the planner's goal input: each entry's scaled error from its state entry
+        in ``current`` (..., S), or the entry standardized."""
+        if self.goal_index is None:
+            return (goal - current[..., : goal.shape[-1]]) / self.goal_error_std
+        reference = torch.where(self.goal_index < 0, self.goal_mean, current[..., self.goal_index.clamp_min(0)])
+        return (goal - reference) / self.goal_error_std
 
     def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_mean) / self.state_std
@@ -100,4 +117,5 @@ class Normalizer:
         if missing:
             raise ValueError(f"normalizer is missing {sorted(missing)}")
         known = [name for name in _FIELDS + _PLAN_FIELDS if name in state]
-        return cls(**{name: torch.as_tensor(state[name], dtype=torch.float32) for name in known})
+        return cls(**{name: torch.as_tensor(state[name], dtype=torch.int64 if name == "goal_index" else torch.float32)
+                      for name in known})

@@ -30,6 +30,7 @@ from .files import remove_stale_temporaries
 from .invdyn import INVDYN_TYPES, InvDynConfig, build_invdyn
 from .normalization import Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
+from .robot import COMMAND_INTERFACES, RobotDescription, RobotMismatch
 from .settings import check, setting
 
 MODEL_TYPES = INVDYN_TYPES + ("planner",)
@@ -51,6 +52,9 @@ class TrainConfig:
     """Where checkpoints are written."""
     model_type: str = setting("enhanced", choices=MODEL_TYPES)
     """Which model to train."""
+    command_interface: str = setting("", choices=("", *COMMAND_INTERFACES))
+    """What the data's actions command (position, velocity or effort) when the data does not say (bags,
+    NPZ without a robot description; '': effort); data that says another is refused."""
     batch_size: int = setting(256, low=1)
     """Samples per optimizer step (over all processes under torchrun)."""
     lr: float = setting(3e-4, low=0.0)
@@ -159,8 +163,8 @@ def load_training_data(npz_paths: list[str], bag_paths: list[str] = (), bag_conf
         parts.append(episodes)
     first = parts[0]
     for source, part in zip(sources[1:], parts[1:]):
-        if part.joint_names != first.joint_names or not np.isclose(part.dt, first.dt):
-            raise ValueError(f"{source}: joints/dt differ from {sources[0]}")
+        if differences := part.robot.differences(first.robot):
+            raise RobotMismatch(f"{source}: the robot differs from {sources[0]}'s: {'; '.join(differences)}")
     offsets = np.cumsum([0] + [len(part.states) for part in parts[:-1]])
     return Episodes(
         states=np.concatenate([part.states for part in parts]),
@@ -169,6 +173,7 @@ def load_training_data(npz_paths: list[str], bag_paths: list[str] = (), bag_conf
         episode_ends=np.concatenate([part.episode_ends + offset for part, offset in zip(parts, offsets)]),
         dt=first.dt,
         joint_names=first.joint_names,
+        robot=first.robot,
     )
 
 
@@ -361,8 +366,11 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
         print("--bf16 applies to CUDA only: training in float32 on the CPU")
     torch.manual_seed(config.seed)  # the same initial weights in every process
     episodes = load_training_data(config.data, config.bag, config.bag_reading, verbose=job.is_main)
-    train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
     init = read_checkpoint(config.init_from, kind=config.kind) if config.init_from else None
+    if init is not None and "robot" in init["metadata"]:  # fine-tuning on the same robot: what the data lacks
+        episodes.robot = episodes.robot.completed_by(RobotDescription.from_dict(init["metadata"]["robot"]))
+    episodes.robot = episodes.robot.with_interface(config.command_interface)
+    train_episodes, val_episodes = split_episodes(episodes, config.val_fraction, config.seed)
     if init is not None:
         config = with_architecture_of(config, init["config"])
         if job.is_main:
@@ -371,7 +379,8 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
     model, model_config = build_model(config, train_episodes)
     normalizer = Normalizer.fit(train_episodes)
     if kind == "planner":
-        normalizer = normalizer.with_plan_statistics(planner_windows(train_episodes, config.n_obs_steps, config.horizon))
+        normalizer = normalizer.with_plan_statistics(planner_windows(train_episodes, config.n_obs_steps, config.horizon),
+                                                     train_episodes.robot.goal_state_indices())
     if init is not None:
         # Fine-tuning keeps the normalizer the weights were trained with.
         check_config(config.init_from, init["config"], **model_config)
@@ -406,6 +415,7 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
     if job.world_size > 1:
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     metadata = {"joint_names": episodes.joint_names, "dt": episodes.dt, "temperature": config.temperature,
+                "robot": episodes.robot.to_dict(),
                 # The states the model has seen: a controller without declared joint ranges accepts these.
                 "state_low": episodes.states.min(axis=0).tolist(), "state_high": episodes.states.max(axis=0).tolist()}
 

@@ -25,6 +25,7 @@ import math
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ from ..core.paths import share_path
 from ..core.plan_process import PlanProcess
 from ..core.planning import Plan, Planning, PlanWorker
 from ..core.policy import Policy, PolicyConfig
+from ..core.robot import RobotDescription, urdf_differences
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .common import MultiThreadedExecutor, apply_thread_priority, run_node, take
@@ -91,18 +93,22 @@ class PolicyNodeConfig:
     """Command rate in Hz (the control tick's timer); should match the models' dt (a mismatch is logged)."""
     joint_names: list[str] | None = setting(None, read_only=True)
     """Joints to control, in the models' order, picked by name from joint_states; unset: the checkpoints'."""
+    robot_description: str = setting("", read_only=True)
+    """The robot's URDF (as robot_state_publisher takes it); given, the models' robot description is checked
+    against its joints and limits at start, and any difference stops the node."""
     action_low: list[float] | None = setting(None, read_only=True)
-    """Lower command limit per joint (every command is clamped to it); unset: the checkpoint's metadata."""
+    """Lower command limit per joint (every command is clamped to it), within the robot's; unset: the
+    checkpoint's robot description."""
     action_high: list[float] | None = setting(None, read_only=True)
-    """Upper command limit per joint; unset: the checkpoint's metadata."""
+    """Upper command limit per joint, within the robot's; unset: the checkpoint's robot description."""
     joint_position_low: list[float] | None = setting(None, read_only=True)
     """Lowest position each joint can have; a joint state outside the range (widened by state_range_margin) is
-    refused as an input fault. Unset: the range of the training data (the checkpoint's metadata)."""
+    refused as an input fault. Unset: the robot description's, else the training data's range."""
     joint_position_high: list[float] | None = setting(None, read_only=True)
-    """Highest position each joint can have; unset: the training data's."""
+    """Highest position each joint can have; unset: the robot description's, else the training data's."""
     joint_velocity_limit: list[float] | None = setting(None, read_only=True)
-    """Largest speed of each joint; a faster joint state is refused as an input fault. Unset: the training
-    data's."""
+    """Largest speed of each joint; a faster joint state is refused as an input fault. Unset: the robot
+    description's, else the training data's."""
     state_range_margin: float = setting(0.25, low=0.0, high=10.0, read_only=True)
     """How far past its range a joint state may read before it is refused, as a fraction of the range (of the
     speed limit for velocities)."""
@@ -176,6 +182,10 @@ class InvDynPolicyNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {one_line(error)}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        except Exception:  # a bug: rclpy's lifecycle would swallow it without a word
+            self.get_logger().error(f"configure failed on an unexpected error:\n{traceback.format_exc()}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
         if not self._priority_applied:  # the planner process exists now: it keeps normal scheduling
             apply_thread_priority(self, self.config.thread_priority)
             self._priority_applied = True
@@ -190,9 +200,12 @@ class InvDynPolicyNode(LifecycleNode):
         seq_length = config.seq_length or None
         planner, invdyn, metadata = load_policy_models(config.planner_model_path, config.invdyn_model_path,
                                                        self.device, seq_length)
-        self.joint_names = self._joint_names(planner, invdyn, metadata)
-        low, high = self._limits(metadata)
-        self.bounds = self._state_bounds(metadata)
+        robot = RobotDescription.from_dict(metadata["robot"]) if "robot" in metadata else None
+        self.joint_names = self._joint_names(planner, invdyn, metadata, robot)
+        if robot is not None:
+            self._check_robot(robot)
+        low, high = self._limits(robot)
+        self.bounds = self._state_bounds(metadata, robot)
         if metadata.get("dt") is not None and not math.isclose(metadata["dt"], 1.0 / self.rate_hz, rel_tol=0.01):
             self.get_logger().warning(f"control period {1.0 / self.rate_hz:g} s differs from the models' dt "
                                       f"{metadata['dt']:g} s: the plans assume the models' period")
@@ -210,7 +223,7 @@ class InvDynPolicyNode(LifecycleNode):
         self.policy = Policy(planner, invdyn, self.config.policy, low, high, period, worker)
         self._create_interfaces(planner.config.state_dim)
 
-    def _joint_names(self, planner, invdyn, metadata: dict[str, Any]) -> list[str]:
+    def _joint_names(self, planner, invdyn, metadata: dict[str, Any], robot: RobotDescription | None) -> list[str]:
         """``joint_names`` (default: the models'), checked against the models' sizes."""
         model_joints = metadata.get("joint_names")
         names = self.config.joint_names if self.config.joint_names is not None else model_joints
@@ -226,34 +239,58 @@ class InvDynPolicyNode(LifecycleNode):
             raise ConfigureError(f"planner goal_dim {planner.config.goal_dim} is neither 0 nor {num_joints} joints")
         return list(names)
 
-    def _limits(self, metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """``action_low``/``action_high``: the parameters, else the checkpoint's metadata."""
+    def _check_robot(self, robot: RobotDescription) -> None:
+        """The models' robot is one this node can drive, and the URDF (when given) agrees with it."""
+        if not robot.joint_state_layout:
+            raise ConfigureError(f"the models' state {robot.state_names} is not every joint's position then "
+                                 "velocity: this node builds the state from joint_states")
+        if robot.goal_names and robot.goal_names != robot.state_names[: len(robot.joint_names)]:
+            raise ConfigureError(f"the models' goal {robot.goal_names} is not the joints' positions: this node "
+                                 "takes joint-position goals")
+        if robot.command_interface != "effort":
+            raise ConfigureError(f"the models command {robot.command_interface}: this node sends effort commands "
+                                 "only")
+        if self.config.robot_description and (
+                differences := urdf_differences(robot, self.config.robot_description)):
+            raise ConfigureError(f"robot_description (URDF) and the models' robot differ: {'; '.join(differences)}")
+
+    def _limits(self, robot: RobotDescription | None) -> tuple[np.ndarray, np.ndarray]:
+        """``action_low``/``action_high``: the parameters (within the robot's), else the robot description's."""
+        own = (robot.command_low, robot.command_high) if robot is not None else (None, None)
         limits = []
-        for name in ("action_low", "action_high"):
-            value = getattr(self.config, name)
-            value = metadata.get(name) if value is None else value
-            if value is None:
+        for name, value in zip(("action_low", "action_high"), own):
+            given = getattr(self.config, name)
+            if given is None and value is None:
                 raise ConfigureError(f"parameter {name} must be given (the checkpoint does not say)")
-            limits.append(np.array(value, dtype=np.float64))
+            limits.append(np.array(value if given is None else given, dtype=np.float64))
         low, high = limits
         shape = (len(self.joint_names),)
         if low.shape != shape or high.shape != shape or np.any(low > high):
             raise ConfigureError(f"action_low/action_high need {shape[0]} values each, with low <= high")
+        if own[0] is not None:
+            beyond = np.flatnonzero((low < np.array(own[0]) - 1e-9) | (high > np.array(own[1]) + 1e-9))
+            if beyond.size:
+                i = beyond[0]
+                raise ConfigureError(f"action_low/action_high of joint {self.joint_names[i]} [{low[i]:g}, {high[i]:g}] "
+                                     f"go beyond the robot's command limits [{own[0][i]:g}, {own[1][i]:g}]")
         return low, high
 
-    def _state_bounds(self, metadata: dict[str, Any]) -> StateBounds:
-        """The joint states the node accepts: the declared ranges, else those of the training data."""
+    def _state_bounds(self, metadata: dict[str, Any], robot: RobotDescription | None) -> StateBounds:
+        """The joint states the node accepts: the declared ranges, else the robot's, else the training data's."""
         config = self.config
         declared = (config.joint_position_low, config.joint_position_high, config.joint_velocity_limit)
+        described = (robot.position_low, robot.position_high, robot.velocity_limit) if robot else (None,) * 3
         if all(value is not None for value in declared):
             bounds = StateBounds.from_limits(*declared, config.state_range_margin)
+        elif all(value is None for value in declared) and all(value is not None for value in described):
+            bounds = StateBounds.from_limits(*described, config.state_range_margin)
         elif all(value is None for value in declared) and "state_low" in metadata:
             bounds = StateBounds.from_data(metadata["state_low"], metadata["state_high"], config.state_range_margin)
             self.get_logger().info("joint ranges not given: accepting the training data's, widened by "
                                    f"state_range_margin {config.state_range_margin:g}")
         else:
             raise ConfigureError("give joint_position_low, joint_position_high and joint_velocity_limit (all "
-                                 "three; the checkpoint does not record its training data's range)")
+                                 "three; the checkpoint records neither the robot's nor its data's ranges)")
         if bounds.low.shape != (2 * len(self.joint_names),):
             raise ConfigureError(f"joint ranges need {len(self.joint_names)} values each")
         return bounds

@@ -7,6 +7,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from ..core.robot import RobotDescription
+
 DEFAULT_XML = Path(__file__).with_name("arm.xml")
 """The packaged 3-joint arm (base yaw, shoulder pitch, elbow pitch)."""
 
@@ -19,6 +21,8 @@ class ArmConfig:
     """MJCF model: hinge or slide joints, each driven by one ``motor`` (gear 1), in joint order."""
     control_dt: float = 0.01
     """Control period in seconds: one ``step`` holds a torque this long (a multiple of the MuJoCo timestep)."""
+    velocity_limit: float = 8.0
+    """Rated speed of every joint (rad/s) that its robot description declares (MuJoCo does not limit it)."""
 
 
 class ArmSim:
@@ -75,6 +79,14 @@ class ArmSim:
     def applied_torque(self) -> np.ndarray:
         """(J,) the torque the last ``step`` applied, after clamping to the limits."""
         return self._applied.copy()
+
+    def description(self) -> RobotDescription:
+        """The arm as its models and nodes know it: effort commands within the motors' ranges."""
+        low, high = self.position_limits.T
+        return RobotDescription(self.joint_names, self.dt, "effort", command_low=self._torque_low.tolist(),
+                                command_high=self.torque_limit.tolist(), position_low=low.tolist(),
+                                position_high=high.tolist(), velocity_limit=[self.config.velocity_limit] * self.num_joints,
+                                goal_names=[f"{joint}/position" for joint in self.joint_names])
 
     def reset(self, q0: np.ndarray | None = None, qd0: np.ndarray | None = None) -> np.ndarray:
         """Restart at ``q0`` (default: all zeros, arm straight up) moving at ``qd0`` (default: rest)."""

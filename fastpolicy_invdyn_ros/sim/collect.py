@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.data import Episodes
+from ..core.robot import RobotDescription
 from ..core.settings import check, setting
 from .arm import ArmConfig, ArmSim
 from .expert import ExpertConfig
@@ -67,15 +68,16 @@ def collection_task(sim: ArmSim, config: CollectConfig, task: TaskConfig | None 
                 nearby_offset=config.nearby_offset)
 
 
-def records_to_episodes(records: list[EpisodeRecord], dt: float, joint_names: list[str]) -> Episodes:
-    """Concatenate rollouts into the flat ``Episodes`` format."""
+def records_to_episodes(records: list[EpisodeRecord], robot: RobotDescription) -> Episodes:
+    """Concatenate rollouts of ``robot`` into the flat ``Episodes`` format."""
     return Episodes(
         states=np.concatenate([record.states for record in records]),
         actions=np.concatenate([record.actions for record in records]),
         goals=np.concatenate([record.goals for record in records]),
         episode_ends=np.cumsum([len(record.states) for record in records]),
-        dt=dt,
-        joint_names=joint_names,
+        dt=robot.control_dt,
+        joint_names=robot.joint_names,
+        robot=robot,
     )
 
 
@@ -83,4 +85,4 @@ def collect(config: CollectConfig | None = None, progress: bool = False) -> Epis
     """Expert demonstrations on the default arm, as ``config`` says."""
     config = config or CollectConfig()
     sim = ArmSim(ArmConfig(control_dt=config.control_dt))
-    return records_to_episodes(collect_records(sim, config, progress=progress), sim.dt, sim.joint_names)
+    return records_to_episodes(collect_records(sim, config, progress=progress), sim.description())

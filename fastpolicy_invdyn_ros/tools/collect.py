@@ -45,7 +45,7 @@ def collect(options: CollectOptions) -> None:
         sides = [task.side(record.states, record.goals[0]) for record in records]
         print(f"obstacle: {np.mean([task.collided(record.states) for record in records]):.1%} collided; "
               f"went around on side +1 in {np.mean(np.array(sides) > 0):.0%}, -1 in {np.mean(np.array(sides) < 0):.0%}")
-    episodes = records_to_episodes(records, sim.dt, sim.joint_names)
+    episodes = records_to_episodes(records, sim.description())
     if options.format == "npz":
         save_episodes(options.output, episodes)
     else:

@@ -158,7 +158,7 @@ def compare(config: CompareConfig) -> list[VariantResult]:
     episode = held_out.episode(0)
     recorded = invdyn_windows(episode, 1)["action"]
     plot_predicted_actions(output_dir / "comparison.png", np.arange(len(recorded)) * episode.dt, recorded,
-                           first_episode, episode.joint_names)
+                           first_episode, episode.robot.action_labels)
     print(markdown_table(rows))
     print(f"wrote {output_dir / 'comparison.csv'} and {output_dir / 'comparison.png'}")
     return rows

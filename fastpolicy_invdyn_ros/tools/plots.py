@@ -27,15 +27,16 @@ def plot_reach(path: Path, time_s: np.ndarray, states: np.ndarray, goals: np.nda
 
 
 def plot_predicted_actions(path: Path, time_s: np.ndarray, recorded: np.ndarray, predictions: dict[str, np.ndarray],
-                           joint_names: list[str]) -> None:
-    """Predicted against recorded actions over one episode, a panel per action dimension."""
+                           labels: list[str]) -> None:
+    """Predicted against recorded actions over one episode, a panel per action entry (``labels``: its name and
+    unit)."""
     fig, axes = plt.subplots(recorded.shape[1], 1, figsize=(10, 2.6 * recorded.shape[1]), sharex=True)
     axes = np.atleast_1d(axes)
-    for joint, ax in enumerate(axes):
-        ax.plot(time_s, recorded[:, joint], color="black", linewidth=2.0, label="recorded")
+    for entry, ax in enumerate(axes):
+        ax.plot(time_s, recorded[:, entry], color="black", linewidth=2.0, label="recorded")
         for name, predicted in predictions.items():
-            ax.plot(time_s, predicted[:, joint], linewidth=1.0, label=name)
-        ax.set_ylabel(f"{joint_names[joint]} [Nm]")
+            ax.plot(time_s, predicted[:, entry], linewidth=1.0, label=name)
+        ax.set_ylabel(labels[entry])
     axes[0].legend(loc="upper right", ncol=5, fontsize=8)
     axes[-1].set_xlabel("time [s]")
     fig.suptitle("Inverse dynamics on a held-out episode: predicted vs recorded actions")
