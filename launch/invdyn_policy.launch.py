@@ -1,10 +1,17 @@
-"""The invdyn_policy lifecycle node with its parameters file, commanding the ros2_control forward_command_controller.
+"""The invdyn_policy lifecycle node with its parameters file, commanding a ros2_control controller.
 
     ros2 launch fastpolicy_invdyn_ros invdyn_policy.launch.py \
         [params_file:=<yaml>] [planner_model_path:=<pth>] [invdyn_model_path:=<pth>] [device:=auto|cpu|cuda] \
-        [autostart:=true|false]
+        [controller:=<name>] [command_output:=forward|trajectory] [autostart:=true|false]
 
-The model paths and the device given here override the parameters file. With autostart (the
+Which controller, for the models' command interface (their robot description says which):
+effort: a ``forward_command_controller`` of effort interfaces (``controller:=forward_command_controller``,
+the default, as the simulated arm); position or velocity: the forward controller of that interface
+(``controller:=forward_position_controller`` / ``forward_velocity_controller``), or for position a
+``joint_trajectory_controller`` with ``command_output:=trajectory`` (``controller:=joint_trajectory_controller``).
+``~/commands`` (forward) and ``~/joint_trajectory`` (trajectory) go to ``/<controller>/commands`` and
+``/<controller>/joint_trajectory``. The model paths, the device and the command output given here
+override the parameters file. With autostart (the
 default) launch walks the node through configure and activate, as a lifecycle manager would; with
 autostart:=false it stays unconfigured until one does (``ros2 lifecycle set /invdyn_policy configure``).
 The node's own ``autostart`` parameter is off here: launch owns the transitions.
@@ -21,7 +28,6 @@ from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
 PACKAGE = "fastpolicy_invdyn_ros"
-CONTROLLER_TOPIC = "/forward_command_controller/commands"
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -37,6 +43,10 @@ def generate_launch_description() -> LaunchDescription:
                               default_value=PathJoinSubstitution([share, "models", "invdyn_enhanced_final.pth"]),
                               description="Inverse dynamics checkpoint"),
         DeclareLaunchArgument("device", default_value="auto", description="auto (CUDA when present), cpu or cuda"),
+        DeclareLaunchArgument("controller", default_value="forward_command_controller",
+                              description="The ros2_control controller that takes the commands"),
+        DeclareLaunchArgument("command_output", default_value="forward",
+                              description="forward (Float64MultiArray) or trajectory (JointTrajectory, position)"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="Configure and activate the node once it is up"),
     ]
@@ -52,10 +62,12 @@ def generate_launch_description() -> LaunchDescription:
                 "planner_model_path": LaunchConfiguration("planner_model_path"),
                 "invdyn_model_path": LaunchConfiguration("invdyn_model_path"),
                 "device": LaunchConfiguration("device"),
+                "command_output": LaunchConfiguration("command_output"),
                 "autostart": False,
             },
         ],
-        remappings=[("~/commands", CONTROLLER_TOPIC)],
+        remappings=[("~/commands", ["/", LaunchConfiguration("controller"), "/commands"]),
+                    ("~/joint_trajectory", ["/", LaunchConfiguration("controller"), "/joint_trajectory"])],
     )
     autostart = IfCondition(LaunchConfiguration("autostart"))
     configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),

@@ -96,8 +96,8 @@ class FakeRobot(Node):
 
     def _on_command(self, msg: JointState) -> None:
         if msg.header.stamp.sec or msg.header.stamp.nanosec:  # computed from one of our states
-            with self._lock:
-                self.commands.append(np.array(msg.effort))
+            with self._lock:  # the field of the models' command interface
+                self.commands.append(np.array(msg.effort or msg.position or msg.velocity))
                 self.command_stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:

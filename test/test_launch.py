@@ -46,10 +46,13 @@ def test_nodes_run_console_scripts_of_this_package(path: Path) -> None:
 def test_the_policy_launch_remaps_its_commands_and_takes_the_arguments() -> None:
     path = ROOT / "launch" / "invdyn_policy.launch.py"
     [node] = calls(path, "LifecycleNode")
-    assert ast.unparse(keyword(node, "remappings")) == "[('~/commands', CONTROLLER_TOPIC)]"
-    assert 'CONTROLLER_TOPIC = "/forward_command_controller/commands"' in path.read_text()
-    arguments = {ast.literal_eval(call.args[0]) for call in calls(path, "DeclareLaunchArgument")}
-    assert arguments == {"params_file", "planner_model_path", "invdyn_model_path", "device", "autostart"}
+    assert ast.unparse(keyword(node, "remappings")) == (
+        "[('~/commands', ['/', LaunchConfiguration('controller'), '/commands']), "
+        "('~/joint_trajectory', ['/', LaunchConfiguration('controller'), '/joint_trajectory'])]")
+    declared = {ast.literal_eval(call.args[0]): call for call in calls(path, "DeclareLaunchArgument")}
+    assert set(declared) == {"params_file", "planner_model_path", "invdyn_model_path", "device", "controller",
+                             "command_output", "autostart"}
+    assert ast.literal_eval(keyword(declared["controller"], "default_value")) == "forward_command_controller"
     parameters = ast.unparse(keyword(node, "parameters"))
     assert parameters.startswith("[LaunchConfiguration('params_file'), {")
     assert "'autostart': False" in parameters, "launch owns the transitions, not the node"

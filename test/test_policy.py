@@ -169,3 +169,41 @@ def test_an_absurd_state_handed_to_the_policy_itself_gives_the_safe_command_not_
     command = policy.select_action(np.full(6, 1e30), goal)
     assert not policy.status.ok and "finite" in policy.status.reason
     assert np.array_equal(command, held)
+
+
+def test_a_position_policy_starts_where_the_arm_is_and_holds_there_when_unsafe(default_models):
+    """The position interface: no safe command before the arm was measured; the first command moves from the
+    measured position (not from zero) at most the velocity limit per period; the safe one holds it."""
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=5)
+    low, high = sim.position_limits.T
+    speed = np.full(3, 0.5)
+    policy = Policy(planner, invdyn, PolicyConfig(), low, high, sim.dt, interface="position", rate_limit=speed)
+    assert not policy.has_safe_command, "nothing measured, nothing commanded: nothing to hold"
+    command = policy.select_action(state, goal)
+    assert policy.has_safe_command
+    assert np.all(np.abs(command - state[:3]) <= speed * sim.dt + 1e-12)
+    moved = state.copy()
+    moved[:3] += 0.2
+    policy.select_action(moved, goal)
+    held = [policy.safe_action("stale input") for _ in range(60)]
+    assert np.all(np.abs(np.diff(held, axis=0)) <= speed * sim.dt + 1e-12)
+    np.testing.assert_allclose(held[-1], moved[:3], atol=1e-12)
+    trajectory = np.zeros((planner.config.horizon, 3))
+    assert policy.planned_positions(trajectory) == 1, "a safe command plans nothing ahead"
+    policy.select_action(moved, goal)
+    count = policy.planned_positions(trajectory)
+    assert count == planner.config.horizon - policy.status.plan_age_ticks, "the command, then the rest of the plan"
+    assert np.all(np.abs(np.diff(trajectory[:count], axis=0)) <= speed * sim.dt + 1e-12)
+
+
+def test_a_velocity_policy_ramps_to_zero_whatever_the_safe_mode(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=6)
+    policy = Policy(planner, invdyn, PolicyConfig(safety=SafetyConfig(safe_mode="hold")), np.full(3, -8.0),
+                    np.full(3, 8.0), sim.dt, interface="velocity")
+    policy.select_action(state, goal)
+    held = [policy.safe_action("stale input") for _ in range(200)]
+    np.testing.assert_allclose(held[-1], 0.0, atol=1e-9)

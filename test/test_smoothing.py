@@ -65,3 +65,12 @@ def test_invalid_settings_are_refused():
         SmootherConfig(slew_rate=math.nan)
     with pytest.raises(ValueError):
         ActionSmoother(SmootherConfig(), 0.01, [1.0], [-1.0])
+
+
+def test_a_rate_limit_per_component_holds_with_smoothing_off_too() -> None:
+    smoother = ActionSmoother(SmootherConfig(smoothing_enabled=False), 0.01, [-5.0, -5.0], [5.0, 5.0],
+                              rate_limit=np.array([1.0, 2.0]))
+    smoother.reset(np.zeros(2))
+    np.testing.assert_allclose(smoother(np.array([10.0, -10.0])), [0.01, -0.02])
+    with pytest.raises(ValueError, match="rate limits must be positive"):
+        ActionSmoother(SmootherConfig(), 0.01, [-1.0], [1.0], rate_limit=np.array([0.0]))

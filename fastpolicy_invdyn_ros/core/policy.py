@@ -25,6 +25,7 @@ from .actions import actions_from_plan
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
+from .robot import COMMAND_INTERFACES
 from .safety import SafetyConfig
 from .settings import check, setting
 from .smoothing import ActionSmoother, SmootherConfig
@@ -77,7 +78,11 @@ class Policy:
 
     def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
                  action_low: np.ndarray, action_high: np.ndarray, dt: float,
-                 worker: BackgroundPlanner | None = None) -> None:
+                 worker: BackgroundPlanner | None = None, interface: str = "effort",
+                 rate_limit: np.ndarray | None = None) -> None:
+        """``interface``: what the actions command (``robot.COMMAND_INTERFACES``; with ``position`` the
+        state's first entries are the joints' positions); ``rate_limit``: the largest change per second of
+        each command (for position, the joints' velocity limits)."""
         if planner.config.state_dim != invdyn.config.state_dim:
             raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
                              f"{invdyn.config.state_dim}")
@@ -87,8 +92,13 @@ class Policy:
         self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
         self._planning = Planning(planner)
         self._worker = worker
-        self.smoother = ActionSmoother(config.smoothing, dt, action_low, action_high)
+        if interface not in COMMAND_INTERFACES:
+            raise ValueError(f"interface must be one of {COMMAND_INTERFACES}, got {interface!r}")
+        self.interface = interface
+        self.smoother = ActionSmoother(config.smoothing, dt, action_low, action_high, rate_limit)
         self._zero_action = np.zeros(invdyn.config.action_dim)
+        self._measured = np.zeros(invdyn.config.action_dim)  # position interface: the last valid state's positions
+        self._measured_known = False
         self.configure(config)
         self.reset()
 
@@ -124,6 +134,8 @@ class Policy:
         self._state_tick: int | None = None  # the tick whose state the last act took (for plan_ahead)
         self._history_filled = False
         self.smoother.reset(initial_action)
+        # A position command starts where the arm is (a zero position would be a jump, however slew-limited).
+        self._start_at_state = initial_action is None and self.interface == "position"
         self.status = TickStatus()
         if self._worker is not None:
             self._worker.reset()
@@ -133,10 +145,38 @@ class Policy:
             self._worker.close()
 
     def safe_action(self, reason: str) -> np.ndarray:
-        """The configured safe command, through the smoother like any other, recording why."""
+        """The safe command, through the smoother like any other, recording why: for effort ``safe_mode``'s
+        (hold the last command or ramp to zero); for velocity a ramp to zero (a held velocity keeps
+        moving); for position the last measured position (the arm holds still where it is)."""
         self.status = TickStatus(False, reason, self.status.plan_age_ticks, self.status.plan_seconds)
-        target = self._zero_action if self.config.safety.safe_mode == "zero" else self.smoother.output
+        if self.interface == "position":
+            target = self._measured if self._measured_known else self.smoother.output
+        elif self.interface == "velocity" or self.config.safety.safe_mode == "zero":
+            target = self._zero_action
+        else:
+            target = self.smoother.output
         return self.smoother(target).copy()
+
+    @property
+    def has_safe_command(self) -> bool:
+        """False only for the position interface before any valid state and any command: nothing to hold."""
+        return not (self._start_at_state and not self._measured_known)
+
+    def planned_positions(self, out: np.ndarray) -> int:
+        """The position interface's trajectory: this tick's command, then the plan's next positions, each
+        clamped and rate-limited from the one before as the commands are. Fills the first rows of ``out``
+        (K, J) and returns how many (1 without a usable plan)."""
+        smoother = self.smoother
+        out[0] = smoother.output
+        plan, age = self._plan, self.status.plan_age_ticks
+        if plan is None or not self.status.ok:
+            return 1
+        ahead = plan.executed[:, age + 1:, : out.shape[1]].mean(dim=0).cpu().numpy()
+        count = min(len(out), 1 + len(ahead))
+        for k in range(1, count):
+            np.clip(ahead[k - 1], out[k - 1] - smoother.max_step, out[k - 1] + smoother.max_step, out=out[k])
+            np.clip(out[k], smoother.low, smoother.high, out=out[k])
+        return count
 
     def _push_state(self, state: torch.Tensor) -> None:
         if not self._history_filled:
@@ -178,6 +218,12 @@ class Policy:
                 return self.safe_action("invalid state")
             if goal is not None and not np.isfinite(goal).all():
                 return self.safe_action("invalid goal")
+            if self.interface == "position":
+                self._measured[:] = state[: len(self._measured)]
+                self._measured_known = True
+                if self._start_at_state:
+                    self.smoother.reset(self._measured)
+                    self._start_at_state = False
             self._push_state(torch.as_tensor(state, dtype=torch.float32, device=self.device))
             tick = self._tick
             self._tick += 1

@@ -29,19 +29,27 @@ class SmootherConfig:
 
 
 class ActionSmoother:
-    """``y_t = clamp(y_{t-1} + clip(a·(x_t - y_{t-1}), ±slew·dt), low, high)``.
+    """``y_t = clamp(y_{t-1} + clip(a·(x_t - y_{t-1}), ±min(slew, rate)·dt), low, high)``.
 
     ``a = 1 - exp(-2π·f_c·dt)`` is the exact discretization of a first-order low-pass with
     cutoff f_c. The first output after ``reset`` starts from ``initial`` (zero by default), so
     a command ramps up at the slew rate instead of jumping.
     """
 
-    def __init__(self, config: SmootherConfig, dt: float, low: np.ndarray, high: np.ndarray) -> None:
+    def __init__(self, config: SmootherConfig, dt: float, low: np.ndarray, high: np.ndarray,
+                 rate_limit: np.ndarray | None = None) -> None:
+        """``rate_limit``: the largest change per second of each command component, also when smoothing is off
+        (a position command moves at most a joint's velocity limit); None: only ``slew_rate``."""
         self.dt = float(dt)
         self.low = np.asarray(low, dtype=np.float64).copy()
         self.high = np.asarray(high, dtype=np.float64).copy()
         if self.low.shape != self.high.shape or np.any(self.low > self.high):
             raise ValueError("action limits must have the same shape and low <= high")
+        self._rate_step = np.full_like(self.low, math.inf) if rate_limit is None else (
+            np.asarray(rate_limit, dtype=np.float64) * self.dt)
+        if self._rate_step.shape != self.low.shape or np.any(self._rate_step <= 0.0):
+            raise ValueError("rate limits must be positive, one per command component")
+        self._rate_limited = rate_limit is not None
         self._output = np.zeros_like(self.low)
         self._step = np.zeros_like(self.low)
         self.configure(config)
@@ -51,10 +59,16 @@ class ActionSmoother:
         self.config = config
         cutoff_hz = config.smoothing_cutoff_hz
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * cutoff_hz * self.dt) if cutoff_hz > 0 else 1.0
-        self._max_step = config.slew_rate * self.dt if config.slew_rate > 0 else math.inf
+        slew_step = config.slew_rate * self.dt if config.slew_rate > 0 else math.inf
+        self._max_step = np.minimum(self._rate_step, slew_step if config.smoothing_enabled else math.inf)
 
     def reset(self, initial: np.ndarray | None = None) -> None:
         self._output[:] = 0.0 if initial is None else np.clip(initial, self.low, self.high)
+
+    @property
+    def max_step(self) -> np.ndarray:
+        """(A,) the largest change of each component in one call (inf: none)."""
+        return self._max_step
 
     @property
     def output(self) -> np.ndarray:
@@ -63,12 +77,13 @@ class ActionSmoother:
 
     def __call__(self, action: np.ndarray) -> np.ndarray:
         """Smooth and clamp a finite ``action``; returns the internal output buffer."""
-        if self.config.smoothing_enabled:
+        if self.config.smoothing_enabled or self._rate_limited:
             np.subtract(action, self._output, out=self._step)
-            self._step *= self._alpha
+            if self.config.smoothing_enabled:
+                self._step *= self._alpha
             np.clip(self._step, -self._max_step, self._max_step, out=self._step)
             self._output += self._step
         else:
-            self._output[:] = action
+            self._output[:] = action  # exactly the action, not y + (x - y)
         np.clip(self._output, self.low, self.high, out=self._output)
         return self._output

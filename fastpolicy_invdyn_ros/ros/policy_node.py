@@ -55,6 +55,7 @@ from ..core.policy import Policy, PolicyConfig
 from ..core.robot import RobotDescription, urdf_differences
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
+from .command_output import COMMAND_OUTPUTS, CommandOutput
 from .common import MultiThreadedExecutor, apply_thread_priority, run_node, take
 from .inputs import GoalInput, JointStateInput
 from .parameters import current_values, declare_settings, value_of
@@ -93,6 +94,11 @@ class PolicyNodeConfig:
     """Command rate in Hz (the control tick's timer); should match the models' dt (a mismatch is logged)."""
     joint_names: list[str] | None = setting(None, read_only=True)
     """Joints to control, in the models' order, picked by name from joint_states; unset: the checkpoints'."""
+    command_output: str = setting("forward", choices=COMMAND_OUTPUTS, read_only=True)
+    """How commands go out: 'forward', a Float64MultiArray on ~/commands for a forward controller of the models'
+    command interface (forward_command_controller for effort, the position or velocity forward controller);
+    'trajectory', a JointTrajectory of this command and the plan's next positions on ~/joint_trajectory for a
+    joint_trajectory_controller (position interface only)."""
     robot_description: str = setting("", read_only=True)
     """The robot's URDF (as robot_state_publisher takes it); given, the models' robot description is checked
     against its joints and limits at start, and any difference stops the node."""
@@ -211,7 +217,9 @@ class InvDynPolicyNode(LifecycleNode):
                                       f"{metadata['dt']:g} s: the plans assume the models' period")
         self._fill_from_models(metadata)
         period = 1.0 / self.rate_hz
-        warm = Policy(planner, invdyn, self.config.policy, low, high, period)
+        interface = robot.command_interface if robot is not None else "effort"
+        commanding = dict(interface=interface, rate_limit=self._rate_limit(robot, interface))
+        warm = Policy(planner, invdyn, self.config.policy, low, high, period, **commanding)
         state = planner.normalizer.unnormalize_state(torch.zeros(planner.config.state_dim,
                                                                  device=self.device)).cpu().numpy()
         for _ in range(WARMUP_TICKS):  # the first inference is slow, and a broken model shows here
@@ -220,8 +228,8 @@ class InvDynPolicyNode(LifecycleNode):
             raise ConfigureError(f"models fail on a typical state: {warm.status.reason}")
         worker = (PlanProcess(config.planner_model_path, self.device) if config.plan_in_process
                   else PlanWorker(Planning(planner)))
-        self.policy = Policy(planner, invdyn, self.config.policy, low, high, period, worker)
-        self._create_interfaces(planner.config.state_dim)
+        self.policy = Policy(planner, invdyn, self.config.policy, low, high, period, worker, **commanding)
+        self._create_interfaces(planner.config.state_dim, interface)
 
     def _joint_names(self, planner, invdyn, metadata: dict[str, Any], robot: RobotDescription | None) -> list[str]:
         """``joint_names`` (default: the models'), checked against the models' sizes."""
@@ -247,9 +255,6 @@ class InvDynPolicyNode(LifecycleNode):
         if robot.goal_names and robot.goal_names != robot.state_names[: len(robot.joint_names)]:
             raise ConfigureError(f"the models' goal {robot.goal_names} is not the joints' positions: this node "
                                  "takes joint-position goals")
-        if robot.command_interface != "effort":
-            raise ConfigureError(f"the models command {robot.command_interface}: this node sends effort commands "
-                                 "only")
         if self.config.robot_description and (
                 differences := urdf_differences(robot, self.config.robot_description)):
             raise ConfigureError(f"robot_description (URDF) and the models' robot differ: {'; '.join(differences)}")
@@ -274,6 +279,18 @@ class InvDynPolicyNode(LifecycleNode):
                 raise ConfigureError(f"action_low/action_high of joint {self.joint_names[i]} [{low[i]:g}, {high[i]:g}] "
                                      f"go beyond the robot's command limits [{own[0][i]:g}, {own[1][i]:g}]")
         return low, high
+
+    def _rate_limit(self, robot: RobotDescription | None, interface: str) -> np.ndarray | None:
+        """A position command moves at most each joint's velocity limit per second (the parameter's, else the
+        robot's); other interfaces: None (the smoother's slew_rate)."""
+        if interface != "position":
+            return None
+        limit = self.config.joint_velocity_limit or (robot.velocity_limit if robot is not None else None)
+        if limit is None:
+            raise ConfigureError("position commands need joint_velocity_limit (the robot description has none)")
+        if len(limit) != len(self.joint_names) or min(limit) <= 0.0:
+            raise ConfigureError(f"joint_velocity_limit needs {len(self.joint_names)} positive values")
+        return np.array(limit, dtype=np.float64)
 
     def _state_bounds(self, metadata: dict[str, Any], robot: RobotDescription | None) -> StateBounds:
         """The joint states the node accepts: the declared ranges, else the robot's, else the training data's."""
@@ -303,7 +320,7 @@ class InvDynPolicyNode(LifecycleNode):
         if fills and not all(result.successful for result in self.set_parameters(fills)):
             raise ConfigureError(f"the checkpoint's {', '.join(p.name for p in fills)} is out of range")
 
-    def _create_interfaces(self, state_dim: int) -> None:
+    def _create_interfaces(self, state_dim: int, interface: str) -> None:
         num_joints, horizon = len(self.joint_names), self.policy.horizon
         self._joints = JointStateInput(self.joint_names, self.config.policy.safety.state_timeout_s, self.bounds)
         self._goals = GoalInput(num_joints, self.bounds.low[:num_joints], self.bounds.high[:num_joints])
@@ -320,10 +337,6 @@ class InvDynPolicyNode(LifecycleNode):
         self._shift_ns = 0  # the timer's period is longer by this until the next tick restores it
 
         # Preallocated messages: the tick only copies numbers into their arrays (through numpy views).
-        self._command_msg = Float64MultiArray(data=[0.0] * num_joints)
-        self._stamped_msg = JointState(name=list(self.joint_names), effort=[0.0] * num_joints)
-        self._command_view = np.frombuffer(self._command_msg.data, dtype=np.float64)
-        self._effort_view = np.frombuffer(self._stamped_msg.effort, dtype=np.float64)
         self._plan_msg = Float64MultiArray(data=[0.0] * (horizon * state_dim))
         self._plan_view = np.frombuffer(self._plan_msg.data, dtype=np.float64).reshape(horizon, state_dim)
         self._plan_msg.layout.dim = [MultiArrayDimension(label="horizon", size=horizon, stride=horizon * state_dim),
@@ -338,8 +351,11 @@ class InvDynPolicyNode(LifecycleNode):
                                                    callback_group=group())
         self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10,
                                                   callback_group=group())
-        self._command_pub = self.create_lifecycle_publisher(Float64MultiArray, "~/commands", 10)
-        self._stamped_pub = self.create_lifecycle_publisher(JointState, "~/command_stamped", 10)
+        try:
+            self._output = CommandOutput(self, self.joint_names, interface, self.config.command_output,
+                                         1.0 / self.rate_hz, horizon)
+        except ValueError as error:
+            raise ConfigureError(str(error)) from None
         self._plan_pub = self.create_lifecycle_publisher(Float64MultiArray, "~/planned_states", 10)
         self._tick_timer = self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group(), autostart=False)
 
@@ -350,8 +366,7 @@ class InvDynPolicyNode(LifecycleNode):
             self.policy = None
         for name, destroy in (("_tick_timer", self.destroy_timer), ("_state_sub", self.destroy_subscription),
                               ("_goal_sub", self.destroy_subscription),
-                              ("_command_pub", self.destroy_lifecycle_publisher),
-                              ("_stamped_pub", self.destroy_lifecycle_publisher),
+                              ("_output", lambda output: output.destroy(self)),
                               ("_plan_pub", self.destroy_lifecycle_publisher)):
             entity = self.__dict__.pop(name, None)
             if entity is not None:
@@ -430,7 +445,7 @@ class InvDynPolicyNode(LifecycleNode):
                 self._faulted = True
             else:
                 if self._faulted:  # good input again: restart from the current command, hold still until a goal
-                    self.policy.reset(initial_action=self._command_view)
+                    self.policy.reset(initial_action=self._output.last)
                     self._hold_goal[:] = self._state[: len(self._hold_goal)]
                     self._faulted = False
                 command = self.policy.act(self._state, goal)
@@ -451,12 +466,8 @@ class InvDynPolicyNode(LifecycleNode):
             self._publish_plan(self.policy.plan)
 
     def _publish_command(self, command: np.ndarray, stamp_ns: int) -> None:
-        self._command_view[:] = command
-        self._effort_view[:] = command
-        self._command_pub.publish(self._command_msg)
-        stamp = self._stamped_msg.header.stamp
-        stamp.sec, stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        self._stamped_pub.publish(self._stamped_msg)
+        if self.policy.has_safe_command:  # else (position, nothing measured yet): the controller holds
+            self._output.publish(command, stamp_ns, self.policy)
 
     def _publish_plan(self, plan: Plan) -> None:
         """The executed plan (the mean over samples with sample_selection mean), once per new plan."""
