@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test compare evaluate bench models clean
+.PHONY: setup demo test compare evaluate bench models models-ur5e clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,18 @@ models: data/demos.npz
 	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/demos.npz --model_type enhanced --output_dir outputs/models \
 		--steps 20000 --batch_size 256 --lr 3e-4 --hidden_dim 256 --num_layers 2 --gru_hidden_dim 64 --no-progress
 	cp outputs/models/planner_final.pth outputs/models/invdyn_enhanced_final.pth models/
+
+data/ur5e.npz: $(STAMP)
+	$(BIN)/collect --robot ur5e --output data/ur5e.npz --episodes 400 --seed 0
+
+## The same recipe for the second robot, the 6-joint position-controlled UR5e, into models/ur5e/.
+models-ur5e: data/ur5e.npz
+	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/ur5e.npz --model_type planner --output_dir outputs/models_ur5e \
+		--steps 5000 --batch_size 256 --lr 1e-3 --no-progress
+	OMP_NUM_THREADS=1 $(BIN)/trainer --data data/ur5e.npz --model_type enhanced --output_dir outputs/models_ur5e \
+		--steps 20000 --batch_size 256 --lr 3e-4 --hidden_dim 256 --num_layers 2 --gru_hidden_dim 64 --no-progress
+	mkdir -p models/ur5e
+	cp outputs/models_ur5e/planner_final.pth outputs/models_ur5e/invdyn_enhanced_final.pth models/ur5e/
 
 ## The test suite (what CI runs).
 test: $(STAMP)

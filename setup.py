@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/models", glob("models/*.pth")),
+        (f"share/{PACKAGE}/models/ur5e", glob("models/ur5e/*.pth")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

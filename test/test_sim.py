@@ -77,7 +77,7 @@ def test_worst_case_gravity_torque_leaves_headroom(sim: ArmSim) -> None:
 def test_step_clamps_torque_to_the_limits(sim: ArmSim) -> None:
     sim.reset()
     sim.step(np.array([1e3, -1e3, 1.0]))
-    np.testing.assert_array_equal(sim.applied_torque, [sim.torque_limit[0], -sim.torque_limit[1], 1.0])
+    np.testing.assert_array_equal(sim.applied_command, [sim.torque_limit[0], -sim.torque_limit[1], 1.0])
 
 
 @settings(max_examples=30, deadline=None)
@@ -85,7 +85,7 @@ def test_step_clamps_torque_to_the_limits(sim: ArmSim) -> None:
 def test_applied_torque_never_exceeds_the_limits(torque: list[float]) -> None:
     sim = ArmSim()
     sim.step(np.array(torque))
-    assert np.all(np.abs(sim.applied_torque) <= sim.torque_limit)
+    assert np.all(np.abs(sim.applied_command) <= sim.torque_limit)
 
 
 @pytest.mark.parametrize("torque", [np.zeros(2), np.zeros(4), np.zeros((1, 3)), [np.nan, 0.0, 0.0], [np.inf, 0.0, 0.0]])

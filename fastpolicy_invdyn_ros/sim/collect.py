@@ -15,6 +15,7 @@ from ..core.robot import RobotDescription
 from ..core.settings import check, setting
 from .arm import ArmConfig, ArmSim
 from .expert import ExpertConfig
+from .robots import DEFAULT_ROBOT, make_arm
 from .task import EpisodeRecord, TaskConfig, run_episode
 from .tasks import TASKS, Task
 
@@ -23,6 +24,8 @@ from .tasks import TASKS, Task
 class CollectConfig:
     """Which demonstrations to collect."""
 
+    robot: str = DEFAULT_ROBOT
+    """Which simulated robot: a built-in one (arm3: 3 joints, torque; ur5e: 6 joints, position) or an MJCF file."""
     task: str = setting("reach", choices=TASKS)
     """Which task: reach (random goals) or obstacle (past a keep-out disk, either way around)."""
     episodes: int = setting(200, low=1)
@@ -82,7 +85,7 @@ def records_to_episodes(records: list[EpisodeRecord], robot: RobotDescription) -
 
 
 def collect(config: CollectConfig | None = None, progress: bool = False) -> Episodes:
-    """Expert demonstrations on the default arm, as ``config`` says."""
+    """Expert demonstrations on the robot ``config`` names, as it says."""
     config = config or CollectConfig()
-    sim = ArmSim(ArmConfig(control_dt=config.control_dt))
+    sim = make_arm(config.robot, config.control_dt)
     return records_to_episodes(collect_records(sim, config, progress=progress), sim.description())

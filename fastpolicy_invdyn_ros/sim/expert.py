@@ -2,7 +2,9 @@
 
 Without noise the command is a fixed function of (state, goal): a learned planner that sees
 recent states and the goal can imitate it exactly. Per-episode jitter of the stiffness and
-correlated torque noise make the demonstrations cover more than one path to each goal.
+correlated acceleration noise make the demonstrations cover more than one path to each goal.
+The reach law is an acceleration; ``ArmSim.command_for`` turns it into the arm's command: the
+torque for a torque-controlled arm, the servo setpoint for a position- or velocity-controlled one.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ class ExpertConfig:
 
 
 class ScriptedExpert:
-    """Computed-torque reaching: ``tau = ID(q, qd, w²·L·tanh(e/L) - 2w·qd + n)``.
+    """Computed-torque reaching: the command that gives ``qdd = w²·L·tanh(e/L) - 2w·qd + n`` (for a torque-
+    controlled arm ``tau = ID(q, qd, qdd)``; for a servo, the setpoint that applies that torque).
 
     ``n`` is Ornstein-Uhlenbeck noise in acceleration units, i.e. the torque noise ``M(q)·n``:
     scaling by the inertia perturbs light and heavy joints alike. Call ``reset`` at the start of
@@ -58,10 +61,10 @@ class ScriptedExpert:
         return w * w * limit * np.tanh((goal - q) / limit) - 2.0 * w * qd
 
     def __call__(self, state: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """(J,) torque command for ``state`` toward ``goal``; advances the noise by one control period."""
+        """(J,) command for ``state`` toward ``goal``; advances the noise by one control period."""
         # Exact OU discretization: keeps the stationary std at noise_scale for any control_dt.
         innovation = self.config.noise_scale * np.sqrt(1.0 - self._decay**2)
         self._noise = self._decay * self._noise + innovation * self.rng.standard_normal(self.sim.num_joints)
         num_joints = self.sim.num_joints
         acceleration = self.desired_acceleration(state, goal) + self._noise
-        return self.sim.inverse_dynamics(state[:num_joints], state[num_joints:], acceleration)
+        return self.sim.command_for(state[:num_joints], state[num_joints:], acceleration)

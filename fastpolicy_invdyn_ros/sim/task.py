@@ -13,7 +13,7 @@ import numpy as np
 from .arm import ArmSim
 
 Controller = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""Maps (state [q, qd], goal q*) to a joint torque command."""
+"""Maps (state [q, qd], goal q*) to a command of the arm's interface (a torque, a position or a velocity per joint)."""
 
 
 @dataclass
@@ -37,7 +37,7 @@ class EpisodeRecord:
     states: np.ndarray
     """(T, 2J) state at each step, before its action."""
     actions: np.ndarray
-    """(T, J) torque applied at each step, after clamping."""
+    """(T, J) command applied at each step, after clamping."""
     goals: np.ndarray
     """(T, J) goal in force at each step (constant within an episode)."""
     final_state: np.ndarray
@@ -117,7 +117,7 @@ def run_episode(
     for t in range(max_steps):
         states[t] = state
         state = sim.step(controller(state, goal.copy()))
-        actions[t] = sim.applied_torque
+        actions[t] = sim.applied_command
         if goal_reached(state, goal, task.position_tolerance, task.velocity_tolerance):
             entered_at = t + 1 if entered_at is None else entered_at
         else:

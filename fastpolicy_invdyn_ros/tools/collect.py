@@ -1,6 +1,8 @@
-"""``collect``: scripted-expert demonstrations on the simulated arm, written as NPZ episodes or a rosbag2.
+"""``collect``: scripted-expert demonstrations on a simulated robot, written as NPZ episodes or a rosbag2.
 
     ros2 run fastpolicy_invdyn_ros collect --output data/demos.npz --episodes 200
+    ros2 run fastpolicy_invdyn_ros collect --robot ur5e --output data/ur5e.npz
+    ros2 run fastpolicy_invdyn_ros collect --list_robots
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import numpy as np
 from ..core.bags import STORAGE_FORMATS, write_bag
 from ..core.data import save_episodes
 from ..core.settings import setting
-from ..sim.arm import ArmConfig, ArmSim
 from ..sim.collect import CollectConfig, collect_records, collection_task, records_to_episodes
+from ..sim.robots import ROBOTS, make_arm
 from ..sim.task import TaskConfig, summarize
 from . import cli
 
@@ -27,10 +29,15 @@ class CollectOptions(CollectConfig):
     """NPZ file, or rosbag2 directory with --format mcap/sqlite3."""
     format: str = setting("npz", choices=("npz", *STORAGE_FORMATS))
     """What to write: NPZ episodes or a rosbag2."""
+    list_robots: bool = False
+    """Print the built-in robots, one name per line, and collect nothing."""
 
 
 def collect(options: CollectOptions) -> None:
-    sim = ArmSim(ArmConfig(control_dt=options.control_dt))
+    if options.list_robots:
+        print("\n".join(ROBOTS))
+        return
+    sim = make_arm(options.robot, options.control_dt)
     started = time.perf_counter()
     records = collect_records(sim, options, progress=True)
     elapsed = time.perf_counter() - started
