@@ -136,6 +136,13 @@ def check_config(path: str | Path, config: dict[str, Any], **expected: Any) -> N
         raise CheckpointError(f"{path}: checkpoint does not match: " + ", ".join(mismatches))
 
 
+def check_robot(path: str | Path, robot: RobotDescription) -> None:
+    """Refuse a checkpoint made for a robot other than ``robot`` (one that names no robot passes)."""
+    metadata = read_checkpoint(path)["metadata"]
+    if "robot" in metadata and (differences := RobotDescription.from_dict(metadata["robot"]).differences(robot)):
+        raise CheckpointError(f"{path}: made for another robot: {'; '.join(differences)}")
+
+
 def load_invdyn(
     path: str | Path,
     device: torch.device | str = "cpu",

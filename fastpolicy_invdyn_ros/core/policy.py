@@ -25,7 +25,7 @@ from .actions import actions_from_plan
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
-from .robot import COMMAND_INTERFACES
+from .robot import COMMAND_INTERFACES, RobotDescription
 from .safety import SafetyConfig
 from .settings import check, setting
 from .smoothing import ActionSmoother, SmootherConfig
@@ -101,6 +101,16 @@ class Policy:
         self._measured_known = False
         self.configure(config)
         self.reset()
+
+    @classmethod
+    def for_robot(cls, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig, robot: RobotDescription,
+                  worker: BackgroundPlanner | None = None) -> Policy:
+        """A policy commanding ``robot`` through its interface within its command limits (a position moving at
+        most each joint's velocity limit per period)."""
+        rate_limit = robot.velocity_limit if robot.command_interface == "position" else None
+        return cls(planner, invdyn, config, np.array(robot.command_low), np.array(robot.command_high),
+                   robot.control_dt, worker, interface=robot.command_interface,
+                   rate_limit=None if rate_limit is None else np.array(rate_limit))
 
     @property
     def horizon(self) -> int:

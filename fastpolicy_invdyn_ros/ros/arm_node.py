@@ -1,6 +1,6 @@
-"""The ``arm_sim`` node: the MuJoCo arm behind the ros2_control forward_command_controller interface.
+"""The ``arm_sim`` node: a simulated MuJoCo arm behind the ros2_control interface of its actuators.
 
-    ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml
+    ros2 run fastpolicy_invdyn_ros arm_sim --ros-args --params-file config/arm_sim.yaml [-p robot:=ur5e]
 
 One physics step per period (2 ms, real time by default) in a thread of its own, paced against
 the node clock (``sim.pacing``), which also reads the commands (``ros_common.PolledGroup``), as
@@ -10,9 +10,13 @@ After every step it publishes ``/joint_states`` stamped with the moment the simu
 stands for, so that states stamped 10 ms apart are always 10 ms of physics apart, even when a
 busy machine delays a tick and the simulation catches up several steps at once; a step runs only
 once its moment has come, so no state is stamped ahead of the clock. It applies
-the last good command received on ``/forward_command_controller/commands`` (zero-order hold, as
-the controller does). It can also send a seeded sequence of random reachable goals and report
-how each went.
+the last good command received on its interface's forward controller topic (zero-order hold, as
+the controller does): ``/forward_command_controller/commands`` for torques (the 3-joint arm),
+``/forward_position_controller/commands`` for positions (the UR5e), ``/forward_velocity_controller/commands``
+for velocities. A position-controlled arm also follows a ``trajectory_msgs/JointTrajectory`` on
+``/joint_trajectory_controller/joint_trajectory`` as that controller would (``sim.trajectory``); the
+newest command of either kind is in force. It can also send a seeded sequence of random reachable
+goals and report how each went.
 """
 from __future__ import annotations
 
@@ -29,15 +33,19 @@ from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 from ..core.files import atomic_file, write_text_atomic
+from ..core.joints import JointIndex
 from ..core.settings import build, check, setting, settings
-from ..sim.arm import ArmConfig, ArmSim
 from ..sim.goals import GoalSequence
 from ..sim.pacing import StepPacer
+from ..sim.robots import DEFAULT_ROBOT, make_arm
 from ..sim.task import TaskConfig
+from ..sim.trajectory import TrajectoryFollower, trajectory_problem
 from .common import PolledGroup, apply_thread_priority, drain, run_node
 from .parameters import current_values, declare_settings
+from .processes import FORWARD_CONTROLLERS, TRAJECTORY_CONTROLLER
 
 NODE_NAME = "arm_sim"
 GOAL_REPUBLISH_PERIOD_S = 0.5
@@ -54,6 +62,8 @@ stamped earlier than the command, and a recording would pair commands with the w
 class ArmSimConfig:
     """The parameters of ``arm_sim`` (all read-only)."""
 
+    robot: str = setting(DEFAULT_ROBOT, read_only=True)
+    """Which simulated robot: a built-in one (arm3: 3 joints, torque; ur5e: 6 joints, position) or an MJCF file."""
     physics_dt: float = setting(0.002, low=1e-4, high=0.1, read_only=True)
     """Physics step in seconds, a multiple of the MuJoCo timestep; /joint_states is published after every step."""
     real_time_factor: float = setting(1.0, low=0.01, high=100.0, read_only=True)
@@ -82,7 +92,7 @@ class ArmSimConfig:
     report_path: str = setting("", read_only=True)
     """JSON file of the per-goal outcomes (goal, reached, seconds, final error), written at shutdown; '': none."""
     log_path: str = setting("", read_only=True)
-    """NPZ file of every physics step (time, state, applied torque, goal), written at shutdown; '': none."""
+    """NPZ file of every physics step (time, state, applied command, goal), written at shutdown; '': none."""
     log_max_s: float = setting(600.0, low=0.0, high=86400.0, read_only=True)
     """Longest simulated time the step log holds, in seconds (its memory is allocated at start)."""
     thread_priority: int = setting(0, low=0, high=99, read_only=True)
@@ -130,13 +140,14 @@ class ArmSimNode(Node):
         task = TaskConfig(position_tolerance=config.position_tolerance, velocity_tolerance=config.velocity_tolerance,
                           goal_margin=config.goal_margin)
 
-        self.sim = ArmSim(ArmConfig(control_dt=physics_dt))
+        self.sim = make_arm(config.robot, physics_dt)
         rng = np.random.default_rng(config.seed)
         start = config.start_positions
         self.sim.reset(self.sim.sample_configuration(rng, task.goal_margin) if start is None else np.array(start))
         self.goals = GoalSequence(self.sim, num_goals, config.seed + 1, task, config.goal_timeout_s)
         num_joints = self.sim.num_joints
-        self.command = np.zeros(num_joints)
+        # Until a command comes a servo holds where the arm is (a trajectory starts there); a motor applies none.
+        self.command = self.sim.state()[:num_joints] if self.sim.interface == "position" else np.zeros(num_joints)
         self.commanded = False
         self.running = False
         self.log = StepLog(round(config.log_max_s / physics_dt) if self.log_path else 0, num_joints)
@@ -151,8 +162,15 @@ class ArmSimNode(Node):
         self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
         self._goal_pub = self.create_publisher(Float64MultiArray, config.goal_topic, 10)
         # Read by the physics thread before each step, as a driver's update loop reads its command.
-        self._commands = self.create_subscription(Float64MultiArray, "forward_command_controller/commands",
-                                                  self._on_command, 10, callback_group=PolledGroup())
+        controller = FORWARD_CONTROLLERS[self.sim.interface]
+        self._commands = [self.create_subscription(Float64MultiArray, f"{controller}/commands", self._on_command, 10,
+                                                   callback_group=PolledGroup())]
+        self.trajectory = TrajectoryFollower()
+        if self.sim.interface == "position":
+            self._trajectory_joints = JointIndex(self.sim.joint_names)
+            self._commands.append(self.create_subscription(
+                JointTrajectory, f"{TRAJECTORY_CONTROLLER}/joint_trajectory", self._on_trajectory, 10,
+                callback_group=PolledGroup()))
         self.pacer = StepPacer(round(physics_dt / config.real_time_factor * 1e9), MAX_CATCH_UP_STEPS, round(MAX_LAG_S * 1e9))
         self.steps = 0  # physics steps run
         self._lock = threading.Lock()  # the goals: the physics thread's and the republishing timer's
@@ -161,8 +179,10 @@ class ArmSimNode(Node):
         self._physics = threading.Thread(target=self._run, name="physics", daemon=True)
         self._physics.start()
         apply_thread_priority(self, config.thread_priority)  # the physics thread among the others
-        self.get_logger().info(f"arm {self.sim.joint_names} at {self.sim.state()[:num_joints].round(3).tolist()}, "
-                               f"{1 / physics_dt:g} Hz physics, {num_goals} goals")
+        self.get_logger().info(f"arm {self.sim.joint_names} ({self.sim.interface} commands on "
+                               f"{[sub.topic_name for sub in self._commands]}) at "
+                               f"{self.sim.state()[:num_joints].round(3).tolist()}, {1 / physics_dt:g} Hz physics, "
+                               f"{num_goals} goals")
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         if len(msg.data) != len(self.command) or not np.isfinite(msg.data).all():
@@ -170,6 +190,23 @@ class ArmSimNode(Node):
                                       f"finite ones); holding the last good one", throttle_duration_sec=1.0)
             return
         self.command[:] = msg.data
+        self.trajectory.stop()
+        self.commanded = True
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        index = self._trajectory_joints.layout(msg.joint_names).index
+        times = np.array([point.time_from_start.sec + point.time_from_start.nanosec * 1e-9 for point in msg.points])
+        rows = [point.positions for point in msg.points]
+        if index is None or any(len(row) != len(msg.joint_names) for row in rows):
+            problem = "does not give every joint's position once in every point"
+        else:
+            positions = np.array(rows, dtype=np.float64).reshape(len(rows), len(msg.joint_names))[:, index]
+            problem = trajectory_problem(times, positions, len(self.command))
+        if problem:
+            self.get_logger().warning(f"ignored a trajectory that {problem}; holding the last good command",
+                                      throttle_duration_sec=1.0)
+            return
+        self.trajectory.start(self.sim.time, self.command.copy(), times, positions)
         self.commanded = True
 
     def _now_ns(self) -> int:
@@ -194,7 +231,8 @@ class ArmSimNode(Node):
                 self.done.set_exception(error)  # the process exits with 1
 
     def _step(self, now_ns: int, next_tick_ns: int) -> None:
-        drain(self._commands)
+        for subscription in self._commands:
+            drain(subscription)
         if not (self.commanded or not self.wait_for_command):
             self._publish_state(now_ns)
             return
@@ -203,17 +241,20 @@ class ArmSimNode(Node):
             self.pacer.start(next_tick_ns - self.pacer.step_ns, self.steps)
             self._publish_goal()
         for _ in range(self.pacer.due(now_ns, self.steps)):
+            if self.trajectory.active:
+                self.command[:] = self.trajectory.setpoint(self.sim.time)
             state = self.sim.step(self.command)
             self.steps += 1
             if self.goals.update(state, self.sim.time):
                 self._goal_finished()
-            self.log.record(self.sim.time, state, self.sim.applied_torque, self.goals.current)
+            self.log.record(self.sim.time, state, self.sim.applied_command, self.goals.current)
             self._publish_state(self.pacer.stamp_ns(self.steps))
         self.pacer.give_up_lag(now_ns, self.steps, next_tick_ns)
 
     def _publish_state(self, stamp_ns: int) -> None:
         data = self.sim.data
-        self._position[:], self._velocity[:], self._effort[:] = data.qpos, data.qvel, data.ctrl
+        # effort: the torque each joint's actuator applies (for a servo, with the gravity compensation it adds).
+        self._position[:], self._velocity[:], self._effort[:] = data.qpos, data.qvel, data.qfrc_actuator
         self._joint_msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
         self._joint_pub.publish(self._joint_msg)
 

@@ -13,8 +13,8 @@ from rclpy.executors import SingleThreadedExecutor
 
 from .common import apply_thread_priority
 from .monitor import CommandMonitor
-from .processes import (log_tail, policy_command, private_domain_id, ros_environment, sim_command, start,
-                        stop_process, use_domain)
+from .processes import (FORWARD_CONTROLLERS, log_tail, policy_command, private_domain_id, ros_environment,
+                        sim_command, start, stop_process, use_domain)
 
 
 @dataclass
@@ -41,15 +41,16 @@ class ClosedLoop:
 
 @contextmanager
 def closed_loop(log_dir: Path, policy_overrides: dict[str, object], sim_overrides: dict[str, object],
-                monitor_priority: int = 0) -> Iterator[ClosedLoop]:
+                monitor_priority: int = 0, controller: str = FORWARD_CONTROLLERS["effort"]) -> Iterator[ClosedLoop]:
     """arm_sim and invdyn_policy in a private domain with a ``CommandMonitor`` spinning here; all stopped on exit.
+    The policy's commands go to ``controller``'s topics (arm_sim takes those of its robot's interface).
 
     ``monitor_priority`` > 0 runs this process's threads (the monitor's middleware threads, which stamp
     each command's arrival, among them) at that SCHED_FIFO priority, as a robot's controller manager runs."""
     domain = private_domain_id()
     use_domain(domain)
     env = ros_environment(domain)
-    policy_line, sim_line = policy_command(policy_overrides), sim_command(sim_overrides)  # both found, or neither runs
+    policy_line, sim_line = policy_command(policy_overrides, controller), sim_command(sim_overrides)  # both found, or neither runs
     policy = start(policy_line, env, log_dir / "invdyn_policy.log")
     sim = start(sim_line, env, log_dir / "arm_sim.log")
     rclpy.init()

@@ -1,9 +1,11 @@
-"""The scripted expert as a ROS 2 node: a teleoperator for the simulated arm, as ``record`` runs it.
+"""The scripted expert as a ROS 2 node: a teleoperator for a simulated arm, as ``record`` runs it.
 
-    python -m fastpolicy_invdyn_ros.ros.expert_node --ros-args -p num_goals:=20 ...
+    python -m fastpolicy_invdyn_ros.ros.expert_node --ros-args -p num_goals:=20 [-p robot:=ur5e] ...
 
 It keeps the newest ``/joint_states`` and, from a timer at ``control_rate_hz``, sends the scripted
-expert's torque for it on ``/forward_command_controller/commands``. It goes through a seeded
+expert's command for it (a torque, or for a position-controlled arm a position) on the forward
+controller of the robot's interface (``/forward_command_controller/commands`` for the 3-joint arm,
+``/forward_position_controller/commands`` for the UR5e). It goes through a seeded
 sequence of random reachable goals (``sim.goals.session_goals``), each for a fixed time, and
 publishes each on the goal topic when it starts (and every 0.5 s). At shutdown it writes a JSON
 report of how each goal went.
@@ -23,16 +25,17 @@ from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from ..core.bags import DEFAULT_ACTION_TOPIC, DEFAULT_GOAL_TOPIC, DEFAULT_STATE_TOPIC
+from ..core.bags import DEFAULT_GOAL_TOPIC, DEFAULT_STATE_TOPIC
 from ..core.files import write_text_atomic
 from ..core.joints import JointIndex
 from ..core.settings import build, check, setting, settings
-from ..sim.arm import ArmConfig, ArmSim
 from ..sim.expert import ExpertConfig, ScriptedExpert
 from ..sim.goals import session_goals
+from ..sim.robots import DEFAULT_ROBOT, make_arm
 from ..sim.task import TaskConfig, goal_reached
 from .common import run_node
 from .parameters import current_values, declare_settings
+from .processes import controller_name
 
 NODE_NAME = "scripted_expert"
 GOAL_REPUBLISH_PERIOD_S = 0.5
@@ -43,6 +46,8 @@ GOAL_REPUBLISH_PERIOD_S = 0.5
 class ExpertNodeConfig:
     """The parameters of the expert node (all read-only)."""
 
+    robot: str = setting(DEFAULT_ROBOT, read_only=True)
+    """Which simulated robot: a built-in one (arm3: 3 joints, torque; ur5e: 6 joints, position) or an MJCF file."""
     seed: int = setting(0, read_only=True)
     """Seeds the start (for the nearby goals), the goals, the expert's gains and its noise."""
     num_goals: int = setting(20, low=1, read_only=True)
@@ -53,8 +58,8 @@ class ExpertNodeConfig:
     """Command rate in Hz."""
     goal_topic: str = setting(DEFAULT_GOAL_TOPIC, read_only=True)
     """Where goals are published."""
-    command_topic: str = setting(DEFAULT_ACTION_TOPIC, read_only=True)
-    """Where commands are published."""
+    command_topic: str = setting("", read_only=True)
+    """Where commands are published ('': the forward controller of the robot's interface, /<controller>/commands)."""
     state_topic: str = setting(DEFAULT_STATE_TOPIC, read_only=True)
     """sensor_msgs/JointState input."""
     nearby_fraction: float = setting(0.3, low=0.0, high=1.0, read_only=True)
@@ -74,27 +79,26 @@ class ExpertNodeConfig:
         check(self)
 
 
-def control_dt(rate_hz: float) -> float:
+def control_dt(robot: str, rate_hz: float) -> float:
     """The expert's control period rounded to whole MuJoCo steps (``ArmSim`` needs that; the noise uses it)."""
-    timestep = ArmSim().model.opt.timestep
+    timestep = make_arm(robot).model.opt.timestep
     return max(1, round(1.0 / rate_hz / timestep)) * timestep
 
 
 class ExpertNode(Node):
-    """The scripted expert as a teleoperator: newest joint state in, a torque command out at a fixed rate."""
+    """The scripted expert as a teleoperator: newest joint state in, a command out at a fixed rate."""
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         declare_settings(self, settings(ExpertNodeConfig))
         config = build(ExpertNodeConfig, current_values(self, settings(ExpertNodeConfig)))
         self.config = config
-        self.sim = ArmSim(ArmConfig(control_dt=control_dt(config.control_rate_hz)))
+        self.sim = make_arm(config.robot, control_dt(config.robot, config.control_rate_hz))
         self.task = TaskConfig()
         _, self.goals = session_goals(self.sim, config.seed, config.num_goals, config.nearby_fraction,
                                       config.nearby_offset)
         self.expert = ScriptedExpert(self.sim, ExpertConfig(noise_scale=config.noise_scale),
                                      np.random.default_rng([config.seed, 1]))
-        self.torque_limit = np.asarray(self.sim.torque_limit)
         self._joints = JointIndex(self.sim.joint_names)
         self.state: np.ndarray | None = None
         self.goal_index = -1  # -1: not started
@@ -103,7 +107,8 @@ class ExpertNode(Node):
         self.ticks = 0
         self.done = Future()
 
-        self._command_pub = self.create_publisher(Float64MultiArray, config.command_topic, 10)
+        command_topic = config.command_topic or f"/{controller_name(self.sim.interface)}/commands"
+        self._command_pub = self.create_publisher(Float64MultiArray, command_topic, 10)
         self._goal_pub = self.create_publisher(Float64MultiArray, config.goal_topic, 10)
         # Raw: a state costs only its bytes here; the newest is deserialized when a command is due.
         self._state_bytes: bytes | None = None
@@ -150,7 +155,7 @@ class ExpertNode(Node):
                 return
             self._next_goal(now_ns)
         goal = self.goals[self.goal_index]
-        command = np.clip(self.expert(self.state, goal), -self.torque_limit, self.torque_limit)
+        command = np.clip(self.expert(self.state, goal), self.sim.command_low, self.sim.command_high)
         self._command_pub.publish(Float64MultiArray(data=command.tolist()))
         self.ticks += 1
 

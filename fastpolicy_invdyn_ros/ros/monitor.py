@@ -62,7 +62,8 @@ class CommandMonitor(Node):
         self.received_ns.append(info["received_timestamp"])
         self.stamp_ns.append(stamp_ns)
         self.sent_ns.append(info["source_timestamp"])
-        self.commands.append(tuple(msg.effort))
+        # The command is in the field of its interface; the other two are empty.
+        self.commands.append(tuple(msg.effort or msg.position or msg.velocity))
 
     def clear(self) -> None:
         for values in (self.received_ns, self.stamp_ns, self.sent_ns, self.commands):

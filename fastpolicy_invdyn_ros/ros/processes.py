@@ -18,8 +18,18 @@ from pathlib import Path
 
 from ..core.paths import PACKAGE, share_path
 
-CONTROLLER_TOPIC = "/forward_command_controller/commands"
-"""Where the policy's ``~/commands`` go: the ros2_control forward_command_controller's input."""
+FORWARD_CONTROLLERS = {"effort": "forward_command_controller", "position": "forward_position_controller",
+                       "velocity": "forward_velocity_controller"}
+"""The ros2_control forward controller of each command interface: a Float64MultiArray on ``/<name>/commands``."""
+TRAJECTORY_CONTROLLER = "joint_trajectory_controller"
+"""The controller of ``command_output: trajectory``: a JointTrajectory on ``/<name>/joint_trajectory``."""
+CONTROLLER_TOPIC = f"/{FORWARD_CONTROLLERS['effort']}/commands"
+"""Where the policy's ``~/commands`` go by default: the forward_command_controller's input (the simulated arm's)."""
+
+
+def controller_name(interface: str, command_output: str = "forward") -> str:
+    """The controller that takes the policy's commands of ``interface`` sent as ``command_output``."""
+    return TRAJECTORY_CONTROLLER if command_output == "trajectory" else FORWARD_CONTROLLERS[interface]
 
 
 def private_domain_id() -> int:
@@ -80,10 +90,13 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
     return process.returncode
 
 
-def policy_command(overrides: dict[str, object] | None = None) -> list[str]:
-    """The policy node as the launch file runs it: the package YAML and ``~/commands`` on the controller topic."""
+def policy_command(overrides: dict[str, object] | None = None,
+                   controller: str = FORWARD_CONTROLLERS["effort"]) -> list[str]:
+    """The policy node as the launch file runs it: the package YAML, ``~/commands`` and ``~/joint_trajectory``
+    going to ``controller``'s topics."""
     return node_command("invdyn_policy", share_path("config", "invdyn_policy.yaml"), overrides,
-                        {"~/commands": CONTROLLER_TOPIC})
+                        {"~/commands": f"/{controller}/commands",
+                         "~/joint_trajectory": f"/{controller}/joint_trajectory"})
 
 
 def sim_command(overrides: dict[str, object] | None = None) -> list[str]:

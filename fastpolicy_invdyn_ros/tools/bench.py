@@ -132,7 +132,7 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
     for samples, rule in variants:
         tick_config = PolicyConfig(replan_every=planner.config.horizon,
                                    planning=replace(base, num_inference_samples=samples, sample_selection=rule))
-        policy = Policy(planner, invdyn, tick_config, -sim.torque_limit, sim.torque_limit, sim.dt)
+        policy = Policy.for_robot(planner, invdyn, tick_config, sim.description())
         name = f"control tick, {samples} sample(s)" + ("" if samples == 1 else f", {rule}")
         results[name] = time_ticks(policy, states, goal, config.tick_iterations)
         results[f"{name}, one per {config.control_period_s * 1e3:g} ms"] = time_ticks(

@@ -1,4 +1,4 @@
-"""``evaluate``: closed loop on the simulated arm, the scripted expert against the learned policy.
+"""``evaluate``: closed loop on a simulated robot (``--robot``), the scripted expert against the learned policy.
 
 Every controller runs the same episodes of the task (``--task reach``, the default, or
 ``--task obstacle``: past a keep-out disk, either way around), with starts and goals drawn from
@@ -21,17 +21,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..core.checkpoint import load_invdyn, load_planner
+from ..core.checkpoint import check_robot, load_invdyn, load_planner
 from ..core.device import select_device
 from ..core.invdyn import InvDynamic
 from ..core.metrics import action_sparc, percentiles_ms, rms_jerk
-from ..core.paths import share_path
 from ..core.planner import SAMPLERS
 from ..core.planning import PlanningConfig
 from ..core.policy import Policy, PolicyConfig
+from ..core.robot import UNITS, RobotDescription
 from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
-from ..sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, run_episode
+from ..sim import ArmSim, EpisodeRecord, ExpertConfig, run_episode
+from ..sim.robots import DEFAULT_ROBOT, make_arm, shipped_model
 from ..sim.tasks import TASKS, Task
 from . import cli
 from .plots import plot_paths, plot_reach
@@ -45,12 +46,14 @@ EXCLUDED = ("sampler", "sample_selection")
 class EvaluateConfig:
     """What to evaluate and how: the ``evaluate`` command line."""
 
+    robot: str = DEFAULT_ROBOT
+    """Which simulated robot: a built-in one (arm3: 3 joints, torque; ur5e: 6 joints, position) or an MJCF file."""
     task: str = setting("reach", choices=TASKS)
     """Which task: reach (random goals) or obstacle (past a keep-out disk, either way around)."""
-    planner: str = setting(default_factory=lambda: str(share_path("models", "planner_final.pth")))
-    """Diffusion planner checkpoint."""
-    invdyn: list[str] = setting(default_factory=lambda: [str(share_path("models", "invdyn_enhanced_final.pth"))])
-    """Inverse dynamics checkpoints to compare."""
+    planner: str = ""
+    """Diffusion planner checkpoint ('': the robot's committed one, models/ or models/<robot>/)."""
+    invdyn: list[str] = setting(default_factory=list)
+    """Inverse dynamics checkpoints to compare (none given: the robot's committed one)."""
     samplers: list[str] = setting(["ddim"])
     """Planner samplers to run each model with: ddim and/or ddpm (every training step)."""
     sample_selections: list[str] = setting(default_factory=lambda: [PlanningConfig.sample_selection])
@@ -186,9 +189,14 @@ def model_kind(invdyn: InvDynamic) -> str:
 def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     torch.set_num_threads(1)  # as in the node: tick and planner each on one core
     device = select_device(config.device)
-    sim = ArmSim(ArmConfig())
-    planner = load_planner(config.planner, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
-    models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in config.invdyn]
+    sim = make_arm(config.robot)
+    robot = sim.description()
+    planner_path = config.planner or str(shipped_model(config.robot, "planner_final.pth"))
+    invdyn_paths = config.invdyn or [str(shipped_model(config.robot, "invdyn_enhanced_final.pth"))]
+    for path in (planner_path, *invdyn_paths):
+        check_robot(path, robot)
+    planner = load_planner(planner_path, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
+    models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in invdyn_paths]
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     task = Task(config.task, sim)
@@ -202,14 +210,13 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     rows = [summarize_controller("expert", expert_records, every_outcome, sim.dt, [], [])]
     runs = {"expert": expert_records}
     kinds = [model_kind(invdyn) for invdyn in models]
-    for invdyn_path, invdyn, kind in zip(config.invdyn, models, kinds):
+    for invdyn_path, invdyn, kind in zip(invdyn_paths, models, kinds):
         # Several models of one kind are told apart by their directory.
         label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
         for sampler in config.samplers:
             for selection in config.sample_selections:
                 planning = replace(config.policy.planning, sampler=sampler, sample_selection=selection)
-                policy = Policy(planner, invdyn, replace(config.policy, planning=planning), -sim.torque_limit,
-                                sim.torque_limit, sim.dt)
+                policy = Policy.for_robot(planner, invdyn, replace(config.policy, planning=planning), robot)
                 controller = PolicyController(policy, task)
                 name = f"{label}+{sampler}+{selection}"
                 records = run_controller(sim, controller, episodes, steps, name)
@@ -219,7 +226,7 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
                                                  controller.plan_seconds))
                 runs[name] = records
     for name, records in runs.items():
-        plot_episode(output_dir / f"{name}.png", records[0], sim.dt, sim.joint_names, name)
+        plot_episode(output_dir / f"{name}.png", records[0], robot, name)
     if task.name == "obstacle":
         plot_paths(output_dir / "paths.png", {name: records[:8] for name, records in runs.items()},
                    task.obstacle, [sim.joint_names[j] for j in task.obstacle.joints])
@@ -230,10 +237,11 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     return rows
 
 
-def plot_episode(path: Path, record: EpisodeRecord, dt: float, joint_names: list[str], name: str) -> None:
+def plot_episode(path: Path, record: EpisodeRecord, robot: RobotDescription, name: str) -> None:
     """Joint positions against the goal, and the commands, over one episode."""
     outcome = "reached" if record.reached else "not reached"
-    plot_reach(path, np.arange(len(record.states)) * dt, record.states, record.goals, record.actions, joint_names,
+    plot_reach(path, np.arange(len(record.states)) * robot.control_dt, record.states, record.goals, record.actions,
+               robot.joint_names, UNITS[robot.command_interface],
                f"{name}: {outcome}, final error {record.final_error:.3f} rad")
 
 

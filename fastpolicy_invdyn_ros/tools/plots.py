@@ -11,15 +11,15 @@ import numpy as np  # noqa: E402
 
 
 def plot_reach(path: Path, time_s: np.ndarray, states: np.ndarray, goals: np.ndarray, commands: np.ndarray,
-               joint_names: list[str], title: str) -> None:
-    """Joint positions against the goal (dashed) above the commands, over one reach."""
+               joint_names: list[str], command_unit: str, title: str) -> None:
+    """Joint positions against the goal (dashed) above the commands (in ``command_unit``), over one reach."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for j, name in enumerate(joint_names):
         line, = top.plot(time_s, states[:, j], label=name)
         top.plot(time_s, goals[:, j], "--", color=line.get_color(), linewidth=0.8)
         bottom.plot(time_s, commands[:, j], color=line.get_color(), label=name)
     top.set_ylabel("position [rad] (dashed: goal)")
-    bottom.set_ylabel("command [N·m]")
+    bottom.set_ylabel(f"command [{command_unit}]")
     bottom.set_xlabel("time [s]")
     top.legend(loc="upper right", fontsize=8, ncol=len(joint_names))
     fig.suptitle(title)
