@@ -1,6 +1,6 @@
 """The second simulated robot, the 6-joint position-controlled UR5e, and the robot registry, on real MuJoCo:
 its description, contact-free joint ranges, position servos that track, the scripted expert reaching on it,
-``collect --robot ur5e`` into the trainer, ``arm_sim --robot ur5e`` taking position commands and
+``collect --robot ur5e`` into the trainer (position commands as offsets from the positions), ``arm_sim --robot ur5e`` taking position commands and
 trajectories over DDS, and models of one robot refused by the node and ``evaluate`` set up for the other."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import mujoco
 import numpy as np
 import pytest
 import rclpy
+import torch
 from builtin_interfaces.msg import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -20,6 +21,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from fastpolicy_invdyn_ros.core.data import load_episodes
+from fastpolicy_invdyn_ros.core.normalization import Normalizer
 from fastpolicy_invdyn_ros.core.training import TrainConfig, train
 from fastpolicy_invdyn_ros.ros.processes import (policy_command, private_domain_id, ros_environment, sim_command,
                                                start, stop_process, use_domain, wait_for)
@@ -116,6 +118,19 @@ def test_collect_for_the_ur5e_writes_its_data_and_trains(ur5e_models, ur5e) -> N
     assert episodes.states.shape == (400, 12) and episodes.actions.shape == (400, 6)
     assert episodes.robot == ur5e.description()
     assert all(Path(path).is_file() for path in ur5e_models.values())
+
+
+def test_position_commands_are_learned_as_offsets_from_the_measured_positions(ur5e_models, demos) -> None:
+    episodes = load_episodes(Path(ur5e_models["planner_model_path"]).parent / "demos.npz")
+    normalizer = Normalizer.fit(episodes)
+    assert normalizer.action_reference.tolist() == list(range(6)), "each joint's command from its position"
+    states, actions = (torch.from_numpy(array) for array in (episodes.states, episodes.actions))
+    normalized = normalizer.normalize_action(actions, states)
+    assert torch.allclose(normalized.mean(0), torch.zeros(6), atol=1e-4)
+    torch.testing.assert_close(normalizer.unnormalize_action(normalized, states), actions)
+    with pytest.raises(ValueError, match="give the state"):
+        normalizer.unnormalize_action(normalized)
+    assert Normalizer.fit(demos).action_reference is None, "torques stay absolute"
 
 
 def test_models_of_one_robot_are_refused_for_the_other(ur5e_models, tmp_path, capsys) -> None:

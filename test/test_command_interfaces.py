@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from fastpolicy_invdyn_ros.core.data import Episodes, save_episodes
 from fastpolicy_invdyn_ros.core.training import TrainConfig, train
-from fastpolicy_invdyn_ros.ros.processes import (CONTROLLER_TOPIC, policy_command, private_domain_id,
+from fastpolicy_invdyn_ros.ros.processes import (controller_name, policy_command, private_domain_id,
                                                ros_environment, start, stop_process, use_domain, wait_for)
 from fastpolicy_invdyn_ros.sim import ArmSim
 
@@ -57,11 +57,12 @@ def node(request, demos: Episodes, tmp_path_factory) -> Iterator[tuple[str, str,
     domain = private_domain_id()
     use_domain(domain)
     overrides = {**{name: str(path) for name, path in models.items()}, **TEST_PARAMETERS, "command_output": output}
-    process = start(policy_command(overrides), ros_environment(domain), directory / "node.log")
+    controller = controller_name(interface, output)  # the launch file's remapping for this controller
+    process = start(policy_command(overrides, controller), ros_environment(domain), directory / "node.log")
     session = RobotSession()
     received: list = []
-    kind, topic = ((Float64MultiArray, CONTROLLER_TOPIC) if output == "forward"
-                   else (JointTrajectory, "/invdyn_policy/joint_trajectory"))
+    kind, topic = ((Float64MultiArray, f"/{controller}/commands") if output == "forward"
+                   else (JointTrajectory, f"/{controller}/joint_trajectory"))
     session.robot.create_subscription(kind, topic, received.append, 100)
     try:
         started = wait_for(lambda: process.poll() is not None or controlling(session.robot), STARTUP_S)

@@ -1,4 +1,5 @@
-"""Per-dimension standardization of states and actions, and the planner's relative coordinates."""
+"""Per-dimension standardization of states and actions, the planner's relative coordinates, and position
+commands as offsets from the measured positions."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -14,7 +15,8 @@ PLAN_STD_FLOOR = 1e-5
 """Smallest per-step plan scale: one-step position changes are legitimately ~1e-3."""
 
 _FIELDS = ("state_mean", "state_std", "action_mean", "action_std")
-_PLAN_FIELDS = ("plan_delta_std", "goal_error_std", "goal_index", "goal_mean")
+_OPTIONAL_FIELDS = ("plan_delta_std", "goal_error_std", "goal_index", "goal_mean", "action_reference")
+_INDEX_FIELDS = ("goal_index", "action_reference")
 
 
 @dataclass
@@ -28,6 +30,11 @@ class Normalizer:
     by a hundredth of its spread, and the inverse dynamics model acts on exactly that first step,
     so an error of the same normalized size costs far less at k = 1 than it would in absolute units;
     and at the goal the right plan is exactly zero.
+
+    A position command is standardized as its offset from its joint's measured position (``action_reference``,
+    fitted for data of the position interface): the command is the position plus a lead of a few hundredths
+    of a radian, and a servo turns an error in that lead into torque at its stiffness (5000 N·m/rad on the
+    UR5e's shoulder), so the model must get the lead right, not the position it shares with the state.
     """
 
     state_mean: torch.Tensor
@@ -43,6 +50,8 @@ class Normalizer:
     state entries (checkpoints made before goals were described)."""
     goal_mean: torch.Tensor | None = None
     """(G,) mean of the goal entries of their own kind (0 for the others)."""
+    action_reference: torch.Tensor | None = None
+    """(A,) int64: the state entry each action entry is an offset from, -1 for none; None: every action absolute."""
 
     @classmethod
     def fit(cls, episodes: Episodes) -> Normalizer:
@@ -52,8 +61,11 @@ class Normalizer:
             return mean, std
 
         state_mean, state_std = stats(episodes.states)
-        action_mean, action_std = stats(episodes.actions)
-        return cls(state_mean, state_std, action_mean, action_std)
+        reference = action_references(episodes)
+        if reference is None:
+            return cls(state_mean, state_std, *stats(episodes.actions))
+        offsets = episodes.actions - np.where(reference >= 0, episodes.states[:, np.maximum(reference, 0)], 0.0)
+        return cls(state_mean, state_std, *stats(offsets), action_reference=torch.as_tensor(reference))
 
     def with_plan_statistics(self, windows: dict[str, np.ndarray], goal_index: list[int]) -> Normalizer:
         """A copy with the planner's relative-coordinate scales fitted on ``data.planner_windows``;
@@ -95,14 +107,24 @@ class Normalizer:
     def unnormalize_state(self, state: torch.Tensor) -> torch.Tensor:
         return state * self.state_std + self.state_mean
 
-    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return (action - self.action_mean) / self.action_std
+    def normalize_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., A) raw actions taken at the raw states ``state`` (..., S) -> model units."""
+        return (action - self._action_offset(state) - self.action_mean) / self.action_std
 
-    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return action * self.action_std + self.action_mean
+    def unnormalize_action(self, action: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., A) model units -> raw actions at the raw states ``state`` (..., S; needed when ``action_reference``
+        makes actions offsets)."""
+        return action * self.action_std + self.action_mean + self._action_offset(state)
+
+    def _action_offset(self, state: torch.Tensor | None) -> torch.Tensor | float:
+        if self.action_reference is None:
+            return 0.0
+        if state is None:
+            raise ValueError("these actions are offsets from the state's positions: give the state")
+        return torch.where(self.action_reference >= 0, state[..., self.action_reference.clamp_min(0)], 0.0)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
-        fields = {name: getattr(self, name) for name in _FIELDS + _PLAN_FIELDS}
+        fields = {name: getattr(self, name) for name in _FIELDS + _OPTIONAL_FIELDS}
         return {name: tensor for name, tensor in fields.items() if tensor is not None}
 
     def to(self, device: torch.device | str) -> Normalizer:
@@ -116,6 +138,16 @@ class Normalizer:
         missing = set(_FIELDS) - set(state)
         if missing:
             raise ValueError(f"normalizer is missing {sorted(missing)}")
-        known = [name for name in _FIELDS + _PLAN_FIELDS if name in state]
-        return cls(**{name: torch.as_tensor(state[name], dtype=torch.int64 if name == "goal_index" else torch.float32)
+        known = [name for name in _FIELDS + _OPTIONAL_FIELDS if name in state]
+        return cls(**{name: torch.as_tensor(state[name], dtype=torch.int64 if name in _INDEX_FIELDS else torch.float32)
                       for name in known})
+
+
+def action_references(episodes: Episodes) -> np.ndarray | None:
+    """(A,) the state entry of each joint's position for position commands (-1: not in the state); None for
+    commands of another interface (absolute)."""
+    robot = episodes.robot
+    if robot is None or robot.command_interface != "position":
+        return None
+    index = {name: i for i, name in enumerate(robot.state_names)}
+    return np.array([index.get(f"{joint}/position", -1) for joint in robot.joint_names], dtype=np.int64)

@@ -254,7 +254,8 @@ class Policy:
             history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
             next_states = normalizer.normalize_state(plan.executed[:, age])[None]
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
-            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature))[0]
+            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature),
+                                                   self._history[-1])[0]
             action = action.cpu().numpy()
             if not np.all(np.isfinite(action)):
                 return self.safe_action("inverse dynamics output is not finite")

@@ -214,7 +214,7 @@ def make_windows(config: TrainConfig, episodes: Episodes, normalizer: Normalizer
         raw = {name: torch.from_numpy(array) for name, array in invdyn_windows(episodes, config.seq_length).items()}
         windows = {"history": normalizer.normalize_state(raw["history"]),
                    "next_state": normalizer.normalize_state(raw["next_state"]),
-                   "action": normalizer.normalize_action(raw["action"])}
+                   "action": normalizer.normalize_action(raw["action"], raw["history"][:, -1])}
     return {name: tensor.to(device) for name, tensor in windows.items()}
 
 

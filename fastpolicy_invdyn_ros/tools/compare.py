@@ -81,7 +81,8 @@ def predict_episode(model: InvDynamic, episode: Episodes, temperature: float) ->
     windows = invdyn_windows(episode, model.config.seq_length)
     history = normalizer.normalize_state(torch.from_numpy(windows["history"]).to(device))
     next_state = normalizer.normalize_state(torch.from_numpy(windows["next_state"]).to(device))
-    return normalizer.unnormalize_action(model(history, next_state, temperature)).cpu().numpy()
+    current = torch.from_numpy(windows["history"][:, -1]).to(device)
+    return normalizer.unnormalize_action(model(history, next_state, temperature), current).cpu().numpy()
 
 
 def inference_latency(model: InvDynamic, batch_size: int, iterations: int) -> dict[str, float]:
