@@ -98,6 +98,14 @@ def test_the_controllers_message_comes_on_its_topic_within_the_limits(node) -> N
         assert all(len(message.data) == len(JOINTS) for message in messages)
 
 
+def test_a_position_command_starts_at_the_measured_position(node) -> None:
+    interface, output, _, received = node
+    if interface != "position":
+        pytest.skip("the position interface's start")
+    first = np.array(received[0].data if output == "forward" else received[0].points[0].positions)
+    assert np.all(np.abs(first - POSITIONS) <= np.array(ARM.velocity_limit) * DT + 1e-9), first
+
+
 def test_stale_input_yields_the_interfaces_safe_command(node) -> None:
     interface, _, robot, _ = node
     robot.corrupt = lambda msg, count, previous: None  # the joint states stop

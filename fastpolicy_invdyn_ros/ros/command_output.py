@@ -38,6 +38,8 @@ class CommandOutput:
         self.mode = mode
         self.last = np.zeros(num_joints)
         """The last command sent."""
+        self.sent = False
+        """A command has been sent."""
         self._stamped = JointState(name=list(joint_names), **{STAMPED_FIELD[interface]: [0.0] * num_joints})
         self._stamped_view = np.frombuffer(getattr(self._stamped, STAMPED_FIELD[interface]), dtype=np.float64)
         self._stamped_pub = node.create_lifecycle_publisher(JointState, "~/command_stamped", 10)
@@ -57,6 +59,7 @@ class CommandOutput:
     def publish(self, command: np.ndarray, stamp_ns: int, policy: Policy) -> None:
         """Send ``command`` (and, as a trajectory, the plan after it) answering the state stamped ``stamp_ns``."""
         self.last[:] = command
+        self.sent = True
         if self.mode == "forward":
             self._forward_view[:] = command
             self._pub.publish(self._forward)

@@ -444,8 +444,9 @@ class InvDynPolicyNode(LifecycleNode):
                 command = self.policy.safe_action(reason)
                 self._faulted = True
             else:
-                if self._faulted:  # good input again: restart from the current command, hold still until a goal
-                    self.policy.reset(initial_action=self._output.last)
+                if self._faulted:  # good input again: restart from the last command sent, hold still until a goal
+                    # Nothing sent yet: a position command then starts at the measured position, not at zero.
+                    self.policy.reset(initial_action=self._output.last if self._output.sent else None)
                     self._hold_goal[:] = self._state[: len(self._hold_goal)]
                     self._faulted = False
                 command = self.policy.act(self._state, goal)
