@@ -86,7 +86,9 @@ def generate_actions_with_enhanced_invdyn(
     sample_selection: str = "mean",
 ) -> torch.Tensor:
     """The seed's one-shot API: plan, then act on the first planned state of the chosen sample (or the mean
-    of every sample's action). Works with every model type. Returns (B, A) normalized actions;
+    of every sample's action). Works with every model type. Returns (B, A) normalized actions
+    (``inv_dyn_model.normalizer.unnormalize_action(actions, current_state)``: position commands are offsets
+    from the current positions);
     ``temperature`` applies only with probabilistic sampling. ``sample_actions_with_enhanced_invdyn``
     gives the per-sample plans and actions."""
     return sample_actions_with_enhanced_invdyn(diffusion_model, inv_dyn_model, norm_batch, norm_current_state,

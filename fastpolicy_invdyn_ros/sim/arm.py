@@ -172,6 +172,7 @@ class ArmSim:
         half = 0.5 * self.dt
         q_mid, qd_mid = q + half * qd + 0.5 * half * half * qdd, qd + half * qdd
         gain, bias = self.model.actuator_gainprm[:, 0], self.model.actuator_biasprm[:, :3]
+        # mj_inverse computed the gravity compensation too; an actuator adds what its joint routes through it.
         servo_force = torque - self._inverse_data.qfrc_gravcomp * self.model.jnt_actgravcomp
         return (servo_force - bias[:, 0] - bias[:, 1] * q_mid - bias[:, 2] * qd_mid) / gain
 
