@@ -4,6 +4,7 @@ its description, contact-free joint ranges, position servos that track, the scri
 trajectories over DDS, and models of one robot refused by the node and ``evaluate`` set up for the other."""
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,21 @@ def test_the_expert_reaches_random_goals_on_the_ur5e(ur5e) -> None:
         record = run_episode(ur5e, expert, goal, q0, 300)
         assert record.reached, record.final_error
         assert np.all(np.abs(record.states[:, 6:]) < 3.14), "within the UR5e's joint speed limit"
+
+
+def test_an_mjcf_of_velocity_servos_is_a_velocity_arm_the_expert_drives(tmp_path) -> None:
+    """The 3-joint arm's MJCF with velocity servos for its motors, given by path: its interface is read from the
+    actuators, and the expert's reach law becomes velocity setpoints."""
+    text = re.sub(r'<motor name="(\w+)" joint="(\w+)" ctrlrange="[^"]*"/>',
+                  r'<velocity name="\1" joint="\2" kv="40" ctrlrange="-8 8" forcerange="-45 45"/>',
+                  ROBOTS["arm3"].xml_path.read_text())
+    (tmp_path / "velocity_arm.xml").write_text(text)
+    sim = make_arm(str(tmp_path / "velocity_arm.xml"))
+    assert sim.description().command_interface == "velocity" and sim.description().command_high == [8.0] * 3
+    rng = np.random.default_rng(0)
+    expert = ScriptedExpert(sim, ExpertConfig(), rng)
+    q0, goal = sample_task(sim, rng, TaskConfig().goal_margin)
+    assert run_episode(sim, expert, goal, q0, 400).reached
 
 
 def test_collect_lists_the_robots(capsys) -> None:
