@@ -3,7 +3,8 @@
 ``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
 asks for a new plan every ``replan_every`` ticks (inline, or from a ``planning.BackgroundPlanner``
 that the tick never waits for), takes the planned state for the next control period, turns it into
-an action with the inverse dynamics model (``actions.actions_from_plan``) and smooths it. A failure
+an action with the inverse dynamics model (``actions.ActionStep``, in PyTorch or ONNX Runtime: ``runtime``) and
+smooths it. A failure
 anywhere on that path returns the safe command (``safety``) and says why in ``Policy.status``. A
 controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
 plans with the background planner after the command is sent.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .actions import actions_from_plan
+from .actions import ActionStep, TorchActionStep
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
@@ -79,10 +80,12 @@ class Policy:
     def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
                  action_low: np.ndarray, action_high: np.ndarray, dt: float,
                  worker: BackgroundPlanner | None = None, interface: str = "effort",
-                 rate_limit: np.ndarray | None = None) -> None:
+                 rate_limit: np.ndarray | None = None, action_step: ActionStep | None = None,
+                 planning: Planning | None = None) -> None:
         """``interface``: what the actions command (``robot.COMMAND_INTERFACES``; with ``position`` the
         state's first entries are the joints' positions); ``rate_limit``: the largest change per second of
-        each command (for position, the joints' velocity limits)."""
+        each command (for position, the joints' velocity limits); ``action_step``: what runs ``invdyn`` on the
+        tick (None: PyTorch); ``planning``: what plans inline without a worker (None: ``planner`` in PyTorch)."""
         if planner.config.state_dim != invdyn.config.state_dim:
             raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
                              f"{invdyn.config.state_dim}")
@@ -90,7 +93,8 @@ class Policy:
         self.device = next(invdyn.parameters()).device
         self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
         self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
-        self._planning = Planning(planner)
+        self._planning = Planning(planner) if planning is None else planning
+        self._action_step = TorchActionStep(invdyn) if action_step is None else action_step
         self._worker = worker
         if interface not in COMMAND_INTERFACES:
             raise ValueError(f"interface must be one of {COMMAND_INTERFACES}, got {interface!r}")
@@ -240,12 +244,9 @@ class Policy:
             age = tick - plan.origin_tick
             if age >= self.horizon:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
-            normalizer = self.invdyn.normalizer
-            history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
-            next_states = normalizer.normalize_state(plan.executed[:, age])[None]
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
-            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature))[0]
-            action = action.cpu().numpy()
+            action = self._action_step(self._history[-self.invdyn.config.seq_length:], plan.executed[:, age],
+                                       temperature)
             if not np.all(np.isfinite(action)):
                 return self.safe_action("inverse dynamics output is not finite")
             self.status = TickStatus(True, "", age, plan.seconds)
