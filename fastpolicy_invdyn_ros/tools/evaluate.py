@@ -27,8 +27,9 @@ from ..core.invdyn import InvDynamic
 from ..core.metrics import action_sparc, percentiles_ms, rms_jerk
 from ..core.paths import share_path
 from ..core.planner import SAMPLERS
-from ..core.planning import PlanningConfig
+from ..core.planning import Planning, PlanningConfig
 from ..core.policy import Policy, PolicyConfig
+from ..core.runtime import RUNTIMES, load_action_step, load_planner_networks
 from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
 from ..sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, run_episode
@@ -65,6 +66,9 @@ class EvaluateConfig:
     """Where the CSV files and PNGs go."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
+    runtime: str = setting("auto", choices=RUNTIMES)
+    """What runs the models: onnxruntime (their ONNX exports, made by export_onnx), torch, or auto (ONNX Runtime
+    when installed and the exports match the checkpoints, else PyTorch; the log says which and why)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """The policy's settings, as the node's parameters of the same names."""
 
@@ -189,6 +193,9 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     sim = ArmSim(ArmConfig())
     planner = load_planner(config.planner, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
     models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in config.invdyn]
+    networks, choice = load_planner_networks(planner, config.planner, config.runtime, device)
+    cli.report_runtime("planner", choice)
+    planning_runtime = Planning(planner, networks)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     task = Task(config.task, sim)
@@ -205,11 +212,13 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     for invdyn_path, invdyn, kind in zip(config.invdyn, models, kinds):
         # Several models of one kind are told apart by their directory.
         label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
+        action_step, choice = load_action_step(invdyn, invdyn_path, config.runtime, device)
+        cli.report_runtime(label, choice)
         for sampler in config.samplers:
             for selection in config.sample_selections:
                 planning = replace(config.policy.planning, sampler=sampler, sample_selection=selection)
                 policy = Policy(planner, invdyn, replace(config.policy, planning=planning), -sim.torque_limit,
-                                sim.torque_limit, sim.dt)
+                                sim.torque_limit, sim.dt, action_step=action_step, planning=planning_runtime)
                 controller = PolicyController(policy, task)
                 name = f"{label}+{sampler}+{selection}"
                 records = run_controller(sim, controller, episodes, steps, name)
