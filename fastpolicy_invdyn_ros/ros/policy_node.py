@@ -212,6 +212,8 @@ class InvDynPolicyNode(LifecycleNode):
         seq_length = config.seq_length or None
         planner, invdyn, metadata = load_policy_models(config.planner_model_path, config.invdyn_model_path,
                                                        self.device, seq_length)
+        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path, config.runtime,
+                                                                self.device)
         robot = RobotDescription.from_dict(metadata["robot"]) if "robot" in metadata else None
         self.joint_names = self._joint_names(planner, invdyn, metadata, robot)
         if robot is not None:
@@ -224,8 +226,6 @@ class InvDynPolicyNode(LifecycleNode):
         self._fill_from_models(metadata)
         period = 1.0 / self.rate_hz
         interface = robot.command_interface if robot is not None else "effort"
-        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path, config.runtime,
-                                                                self.device)
         commanding = dict(interface=interface, rate_limit=self._rate_limit(robot, interface), action_step=action_step)
         warm = Policy(planner, invdyn, self.config.policy, low, high, period, **commanding)
         state = planner.normalizer.unnormalize_state(torch.zeros(planner.config.state_dim,
