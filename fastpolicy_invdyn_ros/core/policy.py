@@ -3,11 +3,10 @@
 ``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
 asks for a new plan every ``replan_every`` ticks (inline, or from a ``planning.BackgroundPlanner``
 that the tick never waits for), takes the planned state for the next control period, turns it into
-an action with the inverse dynamics model (``actions.ActionStep``, in PyTorch or ONNX Runtime: ``runtime``) and
-smooths it. A failure
-anywhere on that path returns the safe command (``safety``) and says why in ``Policy.status``. A
-controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
-plans with the background planner after the command is sent.
+an action with the inverse dynamics model (``actions.ActionStep``: PyTorch or ONNX Runtime, ``runtime``)
+and smooths it. A failure anywhere on that path returns the safe command (``safety``) and says why in
+``Policy.status``. A controller splits the tick in two: ``act`` makes the command, ``plan_ahead``
+trades requests and plans with the background planner after the command is sent.
 
 How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``mean`` (the
 default) every sample's next state gives an action and their mean is executed; with ``consistent`` or
