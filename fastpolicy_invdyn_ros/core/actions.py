@@ -40,7 +40,7 @@ class ActionStep(Protocol):
     """The tick's inverse dynamics step: (L, S) raw recent states and (N, S) raw next states -> (A,) the raw
     mean action; the array returned may be reused by the next call."""
 
-    def __call__(self, history: Tensor, next_states: Tensor, temperature: float) -> np.ndarray: ...
+    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray: ...
 
 
 class TorchActionStep:
@@ -49,8 +49,9 @@ class TorchActionStep:
     def __init__(self, model: InvDynamic) -> None:
         self._tick = InvDynTick(model)
 
-    def __call__(self, history: Tensor, next_states: Tensor, temperature: float) -> np.ndarray:
-        return self._tick(history[None], next_states[None], temperature)[0].cpu().numpy()
+    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
+        history_tensor = torch.from_numpy(history).to(next_states.device)
+        return self._tick(history_tensor[None], next_states[None], temperature)[0].cpu().numpy()
 
 
 @dataclass

@@ -91,7 +91,8 @@ class Policy:
         self.planner, self.invdyn = planner, invdyn
         self.device = next(invdyn.parameters()).device
         self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
-        self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
+        # NumPy, not a tensor: each tick shifts it and reads it, a few NumPy copies against several PyTorch calls.
+        self._history = np.zeros((self.history_length, invdyn.config.state_dim), np.float32)
         self._planning = Planning(planner) if planning is None else planning
         self._action_step = TorchActionStep(invdyn) if action_step is None else action_step
         self._worker = worker
@@ -181,16 +182,16 @@ class Policy:
             np.clip(out[k], smoother.low, smoother.high, out=out[k])
         return count
 
-    def _push_state(self, state: torch.Tensor) -> None:
+    def _push_state(self, state: np.ndarray) -> None:
         if not self._history_filled:
             self._history[:] = state  # a robot at rest before the first observation
             self._history_filled = True
         else:
-            self._history[:-1] = self._history[1:].clone()
+            self._history[:-1] = self._history[1:]  # NumPy copies overlapping slices correctly
             self._history[-1] = state
 
     def _request(self, goal: np.ndarray | None, origin_tick: int) -> PlanRequest:
-        history = self._history[-self.planner.config.n_obs_steps:].clone()
+        history = torch.from_numpy(self._history[-self.planner.config.n_obs_steps:].copy()).to(self.device)
         goal_tensor = None
         if self.planner.config.goal_dim:
             goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=self.device)
@@ -227,7 +228,7 @@ class Policy:
                 if self._start_at_state:
                     self.smoother.reset(self._measured)
                     self._start_at_state = False
-            self._push_state(torch.as_tensor(state, dtype=torch.float32, device=self.device))
+            self._push_state(state)
             tick = self._tick
             self._tick += 1
             if self._worker is None:

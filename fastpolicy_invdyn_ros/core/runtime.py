@@ -201,6 +201,7 @@ def open_export(path: Path, identity: str, device: torch.device) -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings about provider placement are expected
     try:
         session = onnxruntime.InferenceSession(str(path), options, providers=providers(device))
@@ -254,9 +255,9 @@ class OnnxActionStep:
         self._bound[samples] = _Bound(binding, **buffers, action=action)
         return self._bound[samples]
 
-    def __call__(self, history: Tensor, next_states: Tensor, temperature: float) -> np.ndarray:
+    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
         bound = self._bound.get(len(next_states)) or self._bind(len(next_states))
-        np.copyto(bound.history[0], history.cpu().numpy())
+        np.copyto(bound.history[0], history)
         np.copyto(bound.next_states[0], next_states.cpu().numpy())
         bound.temperature[()] = temperature
         if temperature:
