@@ -44,7 +44,9 @@ IDENTITY_KEY = "fastpolicy.checkpoint_sha256"
 PARITY_TOLERANCE = 1e-4
 """Largest accepted absolute difference between an export and PyTorch on the probe batch."""
 PROBE_SAMPLES = 8
+"""Samples of the probe batch (and of the export's example inputs; the sample count stays a dynamic axis)."""
 PROBE_SEED = 0
+"""Seed of the probe numbers, drawn on the CPU: the same probe on every machine."""
 MAX_SAMPLES = 256
 """Largest sample count an export takes (``num_inference_samples``' range)."""
 
@@ -83,6 +85,8 @@ def export_paths(checkpoint: str | Path) -> dict[str, Path]:
 
 # ---- the graphs ----------------------------------------------------------------------------------------
 class _Condition(nn.Module):
+    """The condition encoder with the goal as an input the export can name (absent for a planner without goals)."""
+
     def __init__(self, planner: DiffusionPlanner) -> None:
         super().__init__()
         self.encoder = planner.condition_encoder
@@ -152,8 +156,9 @@ def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -
     """Export a loaded model's graphs next to its checkpoint, each stamped with the checkpoint's identity."""
     identity = checkpoint_identity(checkpoint)
     written = []
+    graphs = _graphs(model)
     for name, path in export_paths(checkpoint).items():
-        module, inputs, axes = _graphs(model)[name]
+        module, inputs, axes = graphs[name]
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(module, tuple(inputs.values()), dynamo=True, input_names=list(inputs),
                                         output_names=["output"], dynamic_shapes=tuple(axes[k] for k in inputs),
