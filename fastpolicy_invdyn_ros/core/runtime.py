@@ -214,8 +214,8 @@ def open_export(path: Path, identity: str, device: torch.device) -> Any:
         raise ExportError(f"{path}: not a usable ONNX model ({error})") from None
     made_from = session.get_modelmeta().custom_metadata_map.get(IDENTITY_KEY)
     if made_from != identity:
-        raise StaleExportError(f"{path}: stale ONNX export, made from another checkpoint (sha256 {made_from} against "
-                          f"{identity}); refused: export it again with export_onnx")
+        raise StaleExportError(f"{path}: stale ONNX export, made from another checkpoint (sha256 {made_from} "
+                               f"against {identity}); refused: export it again with export_onnx")
     return session
 
 
@@ -300,13 +300,17 @@ def _difference(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
 
 
 def _tick_parity(model: InvDynamic, step: OnnxActionStep) -> float:
-    """Largest difference on the probe batch, 1 and 8 samples, temperature 0.5 with fixed noise."""
+    """Largest difference on the probe batch, 1 and 8 samples: at temperature 0.5 with fixed noise, and as the
+    tick calls it (bound buffers, temperature 0; which binds the buffers of those sample counts now)."""
     generator = torch.Generator().manual_seed(PROBE_SEED + 1)
     tick = InvDynTick(model)
     differences = []
     for samples in (1, PROBE_SAMPLES):
         inputs = _tick_inputs(model, samples, generator)
-        differences.append(_difference(tick(**inputs), step.run_with_noise(inputs)))
+        history, next_states = inputs["history"], inputs["next_states"]
+        differences += [_difference(tick(**inputs), step.run_with_noise(inputs)),
+                        _difference(tick(history, next_states, 0.0)[0],
+                                    step(history[0].cpu().numpy(), next_states[0], 0.0))]
     return max(differences)
 
 
@@ -320,9 +324,10 @@ def _planner_parity(planner: DiffusionPlanner, networks: OnnxPlannerNetworks) ->
                _difference(planner.denoise(**denoiser), networks.denoise(**denoiser)))
 
 
-def _choose(runtime: str, checkpoint: str | Path, device: torch.device, make: Callable[[dict[str, Any]], Any], parity: Callable[[Any], float]) -> tuple[Any | None, RuntimeChoice]:
-    """The ONNX Runtime version of ``model`` (None: PyTorch) and why; ``make`` builds it from the sessions by
-    graph name, ``parity`` measures it against PyTorch."""
+def _choose(runtime: str, checkpoint: str | Path, device: torch.device, make: Callable[[dict[str, Any]], Any],
+            parity: Callable[[Any], float]) -> tuple[Any | None, RuntimeChoice]:
+    """The ONNX Runtime version of the checkpoint's model (None: PyTorch) and why; ``make`` builds it from the
+    sessions by graph name, ``parity`` measures it against PyTorch."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
     if runtime == "torch":
