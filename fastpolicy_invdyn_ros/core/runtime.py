@@ -37,6 +37,7 @@ from .errors import InputError
 from .files import atomic_file
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner, PlannerNetworks
+from .settings import check, setting
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
 IDENTITY_KEY = "fastpolicy.checkpoint_sha256"
@@ -49,6 +50,18 @@ PROBE_SEED = 0
 """Seed of the probe numbers, drawn on the CPU: the same probe on every machine."""
 MAX_SAMPLES = 256
 """Largest sample count an export takes (``num_inference_samples``' range)."""
+
+
+@dataclass
+class RuntimeConfig:
+    """The ``runtime`` setting: of the node (read-only there), ``evaluate`` and ``ros_bench``."""
+
+    runtime: str = setting("auto", choices=RUNTIMES, read_only=True)
+    """What runs the models: onnxruntime (their ONNX exports, made by export_onnx), torch, or auto (ONNX Runtime
+    when installed and the exports match the checkpoints, else PyTorch; the log says which and why)."""
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 class ExportError(InputError):

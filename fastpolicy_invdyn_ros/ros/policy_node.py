@@ -53,7 +53,7 @@ from ..core.plan_process import PlanProcess
 from ..core.planning import Plan, Planning, PlanWorker
 from ..core.policy import Policy, PolicyConfig
 from ..core.robot import RobotDescription, urdf_differences
-from ..core.runtime import RUNTIMES, RuntimeChoice, load_action_step, load_planner_networks
+from ..core.runtime import RuntimeChoice, RuntimeConfig, load_action_step, load_planner_networks
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .command_output import COMMAND_OUTPUTS, CommandOutput
@@ -89,9 +89,8 @@ class PolicyNodeConfig:
     """Inverse dynamics checkpoint (.pth); default: the package's models/invdyn_enhanced_final.pth."""
     device: str = setting("auto", read_only=True)
     """Torch device: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N."""
-    runtime: str = setting("auto", choices=RUNTIMES, read_only=True)
-    """What runs the models: onnxruntime (their ONNX exports, made by export_onnx), torch, or auto (ONNX Runtime
-    when installed and the exports match the checkpoints, else PyTorch; the log says which and why)."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime)."""
     seq_length: int = setting(0, low=0, high=1000, read_only=True)
     """Inverse dynamics history length in states; 0 takes the model's, other values must match it."""
     control_rate_hz: float = setting(100.0, low=1.0, high=1000.0, read_only=True)
@@ -212,7 +211,7 @@ class InvDynPolicyNode(LifecycleNode):
         seq_length = config.seq_length or None
         planner, invdyn, metadata = load_policy_models(config.planner_model_path, config.invdyn_model_path,
                                                        self.device, seq_length)
-        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path, config.runtime,
+        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path, config.execution.runtime,
                                                                 self.device)
         robot = RobotDescription.from_dict(metadata["robot"]) if "robot" in metadata else None
         self.joint_names = self._joint_names(planner, invdyn, metadata, robot)
@@ -235,11 +234,11 @@ class InvDynPolicyNode(LifecycleNode):
         if not warm.status.ok:
             raise ConfigureError(f"models fail on a typical state: {warm.status.reason}")
         if config.plan_in_process:
-            worker = PlanProcess(config.planner_model_path, self.device, config.runtime)
+            worker = PlanProcess(config.planner_model_path, self.device, config.execution.runtime)
             self.runtimes["planner"] = worker.runtime
         else:
             networks, self.runtimes["planner"] = load_planner_networks(planner, config.planner_model_path,
-                                                                       config.runtime, self.device)
+                                                                       config.execution.runtime, self.device)
             worker = PlanWorker(Planning(planner, networks))
         for model, choice in self.runtimes.items():
             log = self.get_logger().warning if choice.fallback else self.get_logger().info

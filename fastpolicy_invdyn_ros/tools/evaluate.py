@@ -29,7 +29,7 @@ from ..core.paths import share_path
 from ..core.planner import SAMPLERS
 from ..core.planning import Planning, PlanningConfig
 from ..core.policy import Policy, PolicyConfig
-from ..core.runtime import RUNTIMES, load_action_step, load_planner_networks
+from ..core.runtime import RuntimeConfig, load_action_step, load_planner_networks
 from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
 from ..sim import ArmConfig, ArmSim, EpisodeRecord, ExpertConfig, run_episode
@@ -66,9 +66,8 @@ class EvaluateConfig:
     """Where the CSV files and PNGs go."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
-    runtime: str = setting("auto", choices=RUNTIMES)
-    """What runs the models: onnxruntime (their ONNX exports, made by export_onnx), torch, or auto (ONNX Runtime
-    when installed and the exports match the checkpoints, else PyTorch; the log says which and why)."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime), as the node's parameter."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """The policy's settings, as the node's parameters of the same names."""
 
@@ -193,7 +192,7 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     sim = ArmSim(ArmConfig())
     planner = load_planner(config.planner, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
     models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in config.invdyn]
-    networks, choice = load_planner_networks(planner, config.planner, config.runtime, device)
+    networks, choice = load_planner_networks(planner, config.planner, config.execution.runtime, device)
     cli.report_runtime("planner", choice)
     planning_runtime = Planning(planner, networks)
     output_dir = Path(config.output_dir)
@@ -212,7 +211,7 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     for invdyn_path, invdyn, kind in zip(config.invdyn, models, kinds):
         # Several models of one kind are told apart by their directory.
         label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
-        action_step, choice = load_action_step(invdyn, invdyn_path, config.runtime, device)
+        action_step, choice = load_action_step(invdyn, invdyn_path, config.execution.runtime, device)
         cli.report_runtime(label, choice)
         for sampler in config.samplers:
             for selection in config.sample_selections:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ..core.files import write_text_atomic
-from ..core.runtime import RUNTIMES
+from ..core.runtime import RuntimeConfig
 from ..core.settings import setting
 from ..ros.closed_loop import closed_loop
 from ..ros.monitor import CommandStats
@@ -48,9 +48,8 @@ class BenchOptions:
     """Planner checkpoint ('': the package's models/planner_final.pth)."""
     invdyn_model_path: str = ""
     """Inverse dynamics checkpoint ('': the package's models/invdyn_enhanced_final.pth)."""
-    runtime: str = setting("auto", choices=RUNTIMES)
-    """What runs the models: onnxruntime (their ONNX exports, made by export_onnx), torch, or auto (ONNX Runtime
-    when installed and the exports match the checkpoints, else PyTorch; the log says which and why)."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime), as the node's parameter."""
     node_params: list[str] = setting([])
     """More invdyn_policy parameters as name:=value (YAML values), e.g. executor_threads:=5 plan_in_process:=false."""
     sim_params: list[str] = setting([])
@@ -72,7 +71,7 @@ def parameters(assignments: list[str]) -> dict[str, object]:
 
 def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
     """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
-    policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.runtime, **parameters(options.node_params)}
+    policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.execution.runtime, **parameters(options.node_params)}
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
