@@ -16,9 +16,11 @@ from fastpolicy_invdyn_ros.core.actions import InvDynTick, TorchActionStep
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner, read_checkpoint, save_checkpoint
 from fastpolicy_invdyn_ros.core.normalization import Normalizer
 from fastpolicy_invdyn_ros.core.planning import Planning, PlanningConfig, PlanRequest
+from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.core.runtime import (PARITY_TOLERANCE, ExportError, OnnxActionStep, OnnxPlannerNetworks,
                                                 StaleExportError, export_paths, load_action_step,
                                                 load_planner_networks)
+from fastpolicy_invdyn_ros.sim import ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
 
 INVDYN, PLANNER = "invdyn_model_path", "planner_model_path"
 
@@ -117,3 +119,22 @@ def test_an_export_that_computes_something_else_falls_back_to_pytorch_with_a_war
     step, choice = load_action_step(model, wrong, "onnxruntime")
     assert isinstance(step, TorchActionStep) and choice.runtime == "torch" and choice.fallback
     assert "differs from PyTorch" in choice.reason
+
+
+def test_the_policy_commands_the_same_in_either_runtime(tiny_exports) -> None:
+    """The control tick end to end (inline seeded plans, the tick's own bound buffers, the smoother) on states of an
+    expert reach: ONNX Runtime's commands are PyTorch's."""
+    planner, model = load_planner(tiny_exports[PLANNER]), load_invdyn(tiny_exports[INVDYN])
+    sim = ArmSim()
+    q0, goal = sample_task(sim, np.random.default_rng(0), TaskConfig().goal_margin)
+    states = run_episode(sim, ScriptedExpert(sim, ExpertConfig(), np.random.default_rng(0)), goal, q0, 30).states
+    config = PolicyConfig(planning=PlanningConfig(plan_seed=0, num_inference_samples=4))
+    commands = []
+    for runtime in ("torch", "onnxruntime"):
+        step, _ = load_action_step(model, tiny_exports[INVDYN], runtime)
+        networks, _ = load_planner_networks(planner, tiny_exports[PLANNER], runtime)
+        policy = Policy(planner, model, config, -sim.torque_limit, sim.torque_limit, sim.dt, action_step=step,
+                        planning=Planning(planner, networks))
+        commands.append(np.array([policy.select_action(state, goal) for state in states]))
+        assert policy.status.ok, policy.status.reason
+    assert np.abs(commands[0] - commands[1]).max() < 1e-3  # torques after DDIM plans, smoothing and 30 ticks
