@@ -167,6 +167,8 @@ def _quiet_exporter() -> Iterator[None]:
 
 def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -> list[Path]:
     """Export a loaded model's graphs next to its checkpoint, each stamped with the checkpoint's identity."""
+    from .onnx_ops import TRANSLATIONS  # onnxscript: needed to export, not to run an export
+
     identity = checkpoint_identity(checkpoint)
     written = []
     graphs = _graphs(model)
@@ -175,7 +177,7 @@ def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(module, tuple(inputs.values()), dynamo=True, input_names=list(inputs),
                                         output_names=["output"], dynamic_shapes=tuple(axes[k] for k in inputs),
-                                        verbose=False)
+                                        custom_translation_table=TRANSLATIONS, verbose=False)
         program.model.metadata_props[IDENTITY_KEY] = identity
         program.model.metadata_props["fastpolicy.graph"] = name
         with atomic_file(path) as handle:
