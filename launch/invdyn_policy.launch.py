@@ -2,7 +2,8 @@
 
     ros2 launch fastpolicy_invdyn_ros invdyn_policy.launch.py \
         [params_file:=<yaml>] [planner_model_path:=<pth>] [invdyn_model_path:=<pth>] [device:=auto|cpu|cuda] \
-        [runtime:=auto|torch|onnxruntime] [controller:=<name>] [command_output:=forward|trajectory] [autostart:=true|false]
+        [runtime:=auto|torch|onnxruntime] [controller:=<name>] [command_output:=forward|trajectory] \
+        [autostart:=true|false]
 
 Which controller, for the models' command interface (their robot description says which):
 effort: a ``forward_command_controller`` of effort interfaces (``controller:=forward_command_controller``,

@@ -33,7 +33,8 @@ def robot(tiny_exports, tmp_path_factory) -> Iterator[FakeRobot]:
     domain = private_domain_id()
     use_domain(domain)
     log = tmp_path_factory.mktemp("policy") / "invdyn_policy.log"
-    overrides = {**{name: str(path) for name, path in tiny_exports.items()}, **TEST_PARAMETERS, "runtime": "onnxruntime",
+    models = {name: str(path) for name, path in tiny_exports.items()}
+    overrides = {**models, **TEST_PARAMETERS, "runtime": "onnxruntime",
                  "robot_description": urdf_of(ARM)}  # the robot the models were trained on: it agrees
     process = start(policy_command(overrides), ros_environment(domain), log)
     try:

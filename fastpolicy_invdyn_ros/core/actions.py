@@ -31,8 +31,8 @@ class InvDynTick(nn.Module):
     def forward(self, history: Tensor, next_states: Tensor, temperature: float | Tensor,
                 noise: Tensor | None = None) -> Tensor:
         normalizer = self.model.normalizer
-        actions = self.model.forward_samples(normalizer.normalize_state(history), normalizer.normalize_state(next_states),
-                                             temperature, noise)
+        actions = self.model.forward_samples(normalizer.normalize_state(history),
+                                             normalizer.normalize_state(next_states), temperature, noise)
         return normalizer.unnormalize_action(actions.mean(dim=1))
 
 

@@ -124,7 +124,8 @@ def _tick_inputs(model: InvDynamic, samples: int, generator: torch.Generator) ->
             "noise": _probe((1, samples, c.action_dim), generator, model)}
 
 
-def _planner_inputs(planner: DiffusionPlanner, samples: int, generator: torch.Generator) -> dict[str, dict[str, Tensor]]:
+def _planner_inputs(planner: DiffusionPlanner, samples: int,
+                    generator: torch.Generator) -> dict[str, dict[str, Tensor]]:
     """Normalized probe inputs of the condition encoder and of the denoiser, by graph name."""
     c = planner.config
     condition = {"history": _probe((1, c.n_obs_steps, c.state_dim), generator, planner)}

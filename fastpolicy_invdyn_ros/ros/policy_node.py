@@ -211,8 +211,8 @@ class InvDynPolicyNode(LifecycleNode):
         seq_length = config.seq_length or None
         planner, invdyn, metadata = load_policy_models(config.planner_model_path, config.invdyn_model_path,
                                                        self.device, seq_length)
-        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path, config.execution.runtime,
-                                                                self.device)
+        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path,
+                                                                config.execution.runtime, self.device)
         robot = RobotDescription.from_dict(metadata["robot"]) if "robot" in metadata else None
         self.joint_names = self._joint_names(planner, invdyn, metadata, robot)
         if robot is not None:

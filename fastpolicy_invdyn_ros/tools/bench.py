@@ -192,7 +192,8 @@ def print_table(rows: list[Row], config: BenchConfig, device: torch.device, ddpm
         against_torch = f"{row.p50_ms / torch_p50:.2f}" if torch_p50 else ""
         ddpm_p50 = p50.get((row.runtime, ddpm_name))
         against_ddpm = f"{ddpm_p50 / row.p50_ms:.1f}x" if row.what.startswith("plan") and ddpm_p50 else ""
-        print(f"| {row.runtime} | {row.what} | {row.p50_ms:.3f} | {row.p99_ms:.3f} | {against_torch} | {against_ddpm} |")
+        print(f"| {row.runtime} | {row.what} | {row.p50_ms:.3f} | {row.p99_ms:.3f} | {against_torch} "
+              f"| {against_ddpm} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,7 +71,8 @@ def parameters(assignments: list[str]) -> dict[str, object]:
 
 def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
     """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
-    policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.execution.runtime, **parameters(options.node_params)}
+    policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.execution.runtime,
+              **parameters(options.node_params)}
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
