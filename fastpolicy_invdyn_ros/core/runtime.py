@@ -214,8 +214,7 @@ def open_export(path: Path, identity: str, device: torch.device) -> Any:
     if not onnxruntime_installed():
         raise ExportError("ONNX Runtime is not installed (pip install onnxruntime)")
     if not path.is_file():
-        raise ExportError(f"{path}: no ONNX export of the checkpoint (make one with: export_onnx {path.with_suffix('')}"
-                          ".pth)")
+        raise ExportError(f"{path}: no ONNX export of the checkpoint (export_onnx --checkpoints makes it)")
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
