@@ -2,7 +2,8 @@
 
     ros2 launch fastpolicy_invdyn_ros invdyn_policy.launch.py \
         [params_file:=<yaml>] [planner_model_path:=<pth>] [invdyn_model_path:=<pth>] [device:=auto|cpu|cuda] \
-        [controller:=<name>] [command_output:=forward|trajectory] [autostart:=true|false]
+        [runtime:=auto|torch|onnxruntime] [controller:=<name>] [command_output:=forward|trajectory] \
+        [autostart:=true|false]
 
 Which controller, for the models' command interface (their robot description says which):
 effort: a ``forward_command_controller`` of effort interfaces (``controller:=forward_command_controller``,
@@ -10,8 +11,8 @@ the default, as the simulated arm); position or velocity: the forward controller
 (``controller:=forward_position_controller`` / ``forward_velocity_controller``), or for position a
 ``joint_trajectory_controller`` with ``command_output:=trajectory`` (``controller:=joint_trajectory_controller``).
 ``~/commands`` (forward) and ``~/joint_trajectory`` (trajectory) go to ``/<controller>/commands`` and
-``/<controller>/joint_trajectory``. The model paths, the device and the command output given here
-override the parameters file. With autostart (the
+``/<controller>/joint_trajectory``. The model paths, the device, the runtime and the command output given
+here override the parameters file. With autostart (the
 default) launch walks the node through configure and activate, as a lifecycle manager would; with
 autostart:=false it stays unconfigured until one does (``ros2 lifecycle set /invdyn_policy configure``).
 The node's own ``autostart`` parameter is off here: launch owns the transitions.
@@ -43,6 +44,8 @@ def generate_launch_description() -> LaunchDescription:
                               default_value=PathJoinSubstitution([share, "models", "invdyn_enhanced_final.pth"]),
                               description="Inverse dynamics checkpoint"),
         DeclareLaunchArgument("device", default_value="auto", description="auto (CUDA when present), cpu or cuda"),
+        DeclareLaunchArgument("runtime", default_value="auto",
+                              description="auto (ONNX Runtime when the models' exports match), torch or onnxruntime"),
         DeclareLaunchArgument("controller", default_value="forward_command_controller",
                               description="The ros2_control controller that takes the commands"),
         DeclareLaunchArgument("command_output", default_value="forward",
@@ -62,6 +65,7 @@ def generate_launch_description() -> LaunchDescription:
                 "planner_model_path": LaunchConfiguration("planner_model_path"),
                 "invdyn_model_path": LaunchConfiguration("invdyn_model_path"),
                 "device": LaunchConfiguration("device"),
+                "runtime": LaunchConfiguration("runtime"),
                 "command_output": LaunchConfiguration("command_output"),
                 "autostart": False,
             },

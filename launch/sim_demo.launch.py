@@ -47,7 +47,7 @@ def generate_launch_description() -> LaunchDescription:
             },
         ],
     )
-    # params_file, planner_model_path, invdyn_model_path and device given to this launch reach the policy too.
+    # params_file, planner_model_path, invdyn_model_path, device and runtime given to this launch reach the policy too.
     policy = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "invdyn_policy.launch.py"])),
     )

@@ -44,3 +44,17 @@ def tiny_models(demos_path: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     invdyn = train(TrainConfig(model_type="enhanced", probabilistic=True, hidden_dim=64, num_layers=2,
                                **common)).final_path
     return {"planner_model_path": planner, "invdyn_model_path": invdyn}
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of the tiny models with their ONNX exports next to them, made by the ``export_onnx`` command (the
+    tiny models themselves stay without: their users get PyTorch)."""
+    import shutil
+
+    from fastpolicy_invdyn_ros.tools import export_onnx
+
+    directory = tmp_path_factory.mktemp("tiny_exports")
+    copies = {name: Path(shutil.copy(path, directory / Path(path).name)) for name, path in tiny_models.items()}
+    assert export_onnx.main(["--checkpoints", *map(str, copies.values())]) == 0
+    return copies

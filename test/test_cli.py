@@ -16,11 +16,14 @@ BAD_ARGUMENTS = {
     "collect": [(["--episodes", "0"], "episodes must be in [1, inf]")],
     "compare": [(["--steps", "-1"], "steps must be in [1, inf]")],
     "evaluate": [(["--invdyn", "/nonexistent.pth"], "no such checkpoint file")],
-    "bench": [(["--num_inference_samples", "0"], "num_inference_samples must be in [1, 256]")],
+    "bench": [(["--num_inference_samples", "0"], "num_inference_samples must be in [1, 256]"),
+              (["--runtime", "tensorflow"], "runtime must be among")],
     "bag_export": [(["--bag", "/nonexistent_bag", "--output", "x.npz"], "no such bag")],
     "record": [(["--goal_topic", "relative"], "goal_topic must be")],
     "demo": [(["--wobble", "1"], "unrecognized arguments")],
-    "ros_bench": [(["--node_params", "rate=5"], "name:=value")],
+    "export_onnx": [([], "give the checkpoints to export with --checkpoints"),
+                    (["--checkpoints", "/nonexistent.pth"], "no such checkpoint file")],
+    "ros_bench": [(["--node_params", "rate=5"], "name:=value"), (["--runtime", "fast"], "invalid choice")],
 }
 CASES = [(tool, arguments, words) for tool, cases in BAD_ARGUMENTS.items() for arguments, words in cases]
 

@@ -42,7 +42,9 @@ def test_launch_config_and_models_are_installed_to_share(install):
     share = install / PACKAGE / "share" / PACKAGE
     assert {"invdyn_policy.launch.py", "sim_demo.launch.py"} <= {p.name for p in (share / "launch").iterdir()}
     assert (share / "config" / "invdyn_policy.yaml").is_file()
-    assert {"planner_final.pth", "invdyn_enhanced_final.pth"} <= {p.name for p in (share / "models").iterdir()}
+    shipped = {"planner_final.pth", "invdyn_enhanced_final.pth", "invdyn_enhanced_final.onnx",
+               "planner_final.condition.onnx", "planner_final.denoiser.onnx"}
+    assert shipped <= {p.name for p in (share / "models").iterdir()}
     assert (install / PACKAGE / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file()
 
 

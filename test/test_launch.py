@@ -50,8 +50,8 @@ def test_the_policy_launch_remaps_its_commands_and_takes_the_arguments() -> None
         "[('~/commands', ['/', LaunchConfiguration('controller'), '/commands']), "
         "('~/joint_trajectory', ['/', LaunchConfiguration('controller'), '/joint_trajectory'])]")
     declared = {ast.literal_eval(call.args[0]): call for call in calls(path, "DeclareLaunchArgument")}
-    assert set(declared) == {"params_file", "planner_model_path", "invdyn_model_path", "device", "controller",
-                             "command_output", "autostart"}
+    assert set(declared) == {"params_file", "planner_model_path", "invdyn_model_path", "device", "runtime",
+                             "controller", "command_output", "autostart"}
     assert ast.literal_eval(keyword(declared["controller"], "default_value")) == "forward_command_controller"
     parameters = ast.unparse(keyword(node, "parameters"))
     assert parameters.startswith("[LaunchConfiguration('params_file'), {")

@@ -3,7 +3,8 @@ process and a private ROS domain, driven by this process as the robot (``ros_har
 
 The node runs briefly trained models with a seeded planner, no warm start, no smoothing and the
 ``zero`` safe mode: for the same input its commands repeat exactly (one value per plan age), and
-the safe command is exactly zero.
+the safe command is exactly zero. It runs them in ONNX Runtime (``runtime: onnxruntime``, their exports
+beside them), as the shipped models run by default; the other node tests run PyTorch.
 """
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ ARM = ArmSim().description()
 
 
 @pytest.fixture(scope="module")
-def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
+def robot(tiny_exports, tmp_path_factory) -> Iterator[FakeRobot]:
     """The node under test, started once for the module, and the fake robot talking to it."""
     domain = private_domain_id()
     use_domain(domain)
     log = tmp_path_factory.mktemp("policy") / "invdyn_policy.log"
-    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS,
+    models = {name: str(path) for name, path in tiny_exports.items()}
+    overrides = {**models, **TEST_PARAMETERS, "runtime": "onnxruntime",
                  "robot_description": urdf_of(ARM)}  # the robot the models were trained on: it agrees
     process = start(policy_command(overrides), ros_environment(domain), log)
     try:
@@ -44,6 +46,7 @@ def robot(tiny_models, tmp_path_factory) -> Iterator[FakeRobot]:
         started = wait_for(lambda: process.poll() is not None or controlling(session.robot), STARTUP_S)
         assert started and process.poll() is None, f"the node did not start controlling:\n{log.read_text()}"
         session.robot.process = process
+        session.robot.log = log
         yield session.robot
     finally:
         session.close()
@@ -74,6 +77,15 @@ def test_commands_arrive_at_the_configured_rate(healthy: FakeRobot) -> None:
     commands = healthy.collect(2.0)
     assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
     assert commands.shape[1] == len(JOINTS)
+
+
+def test_the_runtime_onnxruntime_runs_both_models_and_the_log_says_why(healthy: FakeRobot) -> None:
+    assert wait_for(lambda: healthy.diagnostic_value("runtime_planner") is not None, 3.0)
+    assert (healthy.diagnostic_value("runtime_invdyn"), healthy.diagnostic_value("runtime_planner")) == (
+        "onnxruntime", "onnxruntime")
+    log = healthy.log.read_text()
+    assert "invdyn runs in onnxruntime: onnxruntime: the ONNX export matches" in log, log
+    assert "planner runs in onnxruntime" in log and "differs from PyTorch" not in log, log
 
 
 def test_the_tick_follows_a_jump_of_the_state_streams_phase_and_keeps_its_rate(healthy: FakeRobot) -> None:
@@ -143,6 +155,7 @@ def test_the_sample_selection_rule_is_set_live_through_the_parameter_service(hea
     ("planner_model_path", "/elsewhere.pth", "read-only"),
     ("control_rate_hz", 50.0, "read-only"),
     ("device", "cpu", "read-only"),
+    ("runtime", "torch", "read-only"),
 ])
 def test_invalid_and_read_only_sets_are_refused_with_a_reason(healthy: FakeRobot, name, value, reason) -> None:
     before = healthy.get_remote(name)
@@ -273,6 +286,7 @@ STARTUP_FAILURES = [
     ({"planner_model_path": "{invdyn_model_path}"}, "but 'planner' was expected"),
     ({"safe_mode": "explode"}, "safe_mode must be one of"),
     ({"temperature": -1.0}, "temperature"),
+    ({"runtime": "onnxruntime"}, "no ONNX export of the checkpoint"),  # the tiny models have none
     # Models of another robot, or a robot other than the models': each difference is named.
     ({"joint_names": ["j1", "j2", "j3"]}, "do not match the models'"),
     ({"action_high": [100.0, 45.0, 20.0]}, "action_low/action_high of joint base_yaw [-25, 100] go beyond"),

@@ -1,27 +1,57 @@
 """From sampled plans to actions: the inverse dynamics step of a plan's next state.
 
-``actions_from_plan`` is what the control tick runs; ``sample_actions_with_enhanced_invdyn`` and
+``InvDynTick`` is what the control tick runs (``ActionStep``: in PyTorch ``TorchActionStep``, in ONNX Runtime
+``runtime.OnnxActionStep``); ``sample_actions_with_enhanced_invdyn`` and
 ``generate_actions_with_enhanced_invdyn`` are the seed's one-shot API over the same step (plan,
 then act on the first planned state), with the same choice of sample (``selection``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
+from torch import Tensor, nn
 
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .selection import choose
 
 
-def actions_from_plan(inv_dyn_model: InvDynamic, history: torch.Tensor, next_states: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
-    """Mean action over the given next states (one, when a sample was chosen), in normalized units.
+class InvDynTick(nn.Module):
+    """The tick's inverse dynamics step, in raw units: (B, L, S) recent states and (B, N, S) next states (the
+    executed samples', sharing their row's history) -> (B, A) the mean of their actions. ``noise`` (B, N, A):
+    a probabilistic head's standard normal draws (None: fresh ones); this module is what ``runtime`` exports."""
 
-    history (B, L, S), next_states (B, N, S) -> (B, A): the N states share their row's history.
-    """
-    return inv_dyn_model.forward_samples(history, next_states, temperature).mean(dim=1)
+    def __init__(self, model: InvDynamic) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, history: Tensor, next_states: Tensor, temperature: float | Tensor,
+                noise: Tensor | None = None) -> Tensor:
+        normalizer = self.model.normalizer
+        actions = self.model.forward_samples(normalizer.normalize_state(history),
+                                             normalizer.normalize_state(next_states), temperature, noise)
+        return normalizer.unnormalize_action(actions.mean(dim=1), history[:, -1])
+
+
+class ActionStep(Protocol):
+    """The tick's inverse dynamics step: (L, S) raw recent states and (N, S) raw next states -> (A,) the raw
+    mean action; the array returned may be reused by the next call."""
+
+    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray: ...
+
+
+class TorchActionStep:
+    """``ActionStep`` in PyTorch."""
+
+    def __init__(self, model: InvDynamic) -> None:
+        self._tick = InvDynTick(model)
+
+    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
+        history_tensor = torch.from_numpy(history).to(next_states.device)
+        return self._tick(history_tensor[None], next_states[None], temperature)[0].cpu().numpy()
 
 
 @dataclass

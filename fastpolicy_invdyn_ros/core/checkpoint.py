@@ -125,6 +125,13 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     return payload
 
 
+def checkpoint_identity(path: str | Path) -> str:
+    """The SHA-256 of a checkpoint's weights, configs, normalizer and metadata: its stored checksum (computed
+    for a version 1 file). What an ONNX export of it is stamped with (``runtime``)."""
+    payload = read_checkpoint(path)
+    return payload.get("sha256") or payload_digest(payload)
+
+
 def check_config(path: str | Path, config: dict[str, Any], **expected: Any) -> None:
     """Refuse a checkpoint whose config differs from each expected value that is not None."""
     mismatches = [

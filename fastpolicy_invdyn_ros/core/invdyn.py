@@ -91,11 +91,14 @@ class InvDynamic(nn.Module):
     def loss(self, history: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self(history, next_state), action)
 
-    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0,
+                        noise: torch.Tensor | None = None) -> torch.Tensor:
         """Actions for N candidate next states that share one history: (B, L, S), (B, N, S) -> (B, N, A).
 
         The same as ``forward`` on every (history, next state) pair; the sequence models override
-        it to encode the shared history once, which is most of a control tick's work.
+        it to encode the shared history once, which is most of a control tick's work. ``noise``
+        (B, N, A): the standard normal draws of a probabilistic head (None: fresh ones), so that a
+        sampled action is a function of the inputs (an ONNX export and its parity check).
         """
         batch, num_samples, state_dim = next_states.shape
         histories = history.unsqueeze(1).expand(-1, num_samples, -1, -1).reshape(batch * num_samples, -1, state_dim)
@@ -143,7 +146,8 @@ class SeqInvDynamic(InvDynamic):
     def forward(self, history: torch.Tensor, next_state: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
         return self.forward_samples(history, next_state[:, None], temperature)[:, 0]
 
-    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0,
+                        noise: torch.Tensor | None = None) -> torch.Tensor:
         hidden = encode_shared_history(self.gru, history[:, -self.config.seq_length :], next_states)
         return self.head(hidden).reshape(*next_states.shape[:2], -1)
 
@@ -222,21 +226,29 @@ class EnhancedInvDynamic(InvDynamic):
         hidden = encode_shared_history(self.encoder, history[:, -self.config.seq_length :], next_state[:, None])
         return self.features(history[:, -1], next_state, hidden)
 
-    def _sample(self, features: torch.Tensor, temperature: float) -> torch.Tensor:
+    def _sample(self, features: torch.Tensor, temperature: float | torch.Tensor,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
         mean, log_std = self._heads(features)
-        if log_std is None or temperature == 0.0:
+        if log_std is None:
             return mean
-        return mean + temperature * log_std.exp() * torch.randn_like(mean)
+        if noise is None:
+            if temperature == 0.0:
+                return mean
+            noise = torch.randn_like(mean)
+        # Given noise (an export traces temperature as an input): at temperature 0 this is still exactly the mean.
+        return mean + temperature * log_std.exp() * noise
 
     def forward(self, history: torch.Tensor, next_state: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
         return self._sample(self._pair_features(history, next_state), temperature)
 
-    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0) -> torch.Tensor:
+    def forward_samples(self, history: torch.Tensor, next_states: torch.Tensor, temperature: float = 0.0,
+                        noise: torch.Tensor | None = None) -> torch.Tensor:
         batch, num_samples, state_dim = next_states.shape
         hidden = encode_shared_history(self.encoder, history[:, -self.config.seq_length :], next_states)
         current = history[:, -1:].expand(-1, num_samples, -1).reshape(batch * num_samples, state_dim)
         features = self.features(current, next_states.reshape(batch * num_samples, state_dim), hidden)
-        return self._sample(features, temperature).reshape(batch, num_samples, -1)
+        flat_noise = None if noise is None else noise.reshape(batch * num_samples, -1)
+        return self._sample(features, temperature, flat_noise).reshape(batch, num_samples, -1)
 
     def loss(self, history: torch.Tensor, next_state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         mean, log_std = self.distribution(history, next_state)

@@ -5,8 +5,9 @@ PyTorch calls can keep the tick waiting, which shows as late ticks on a 100 Hz c
 child process the planner runs on its own core and the tick only pays for sending a request and
 receiving a plan (a few kB of numbers through a pipe, read without blocking).
 
-The child loads the planner from the checkpoint itself (started with ``spawn``: forking a
-process with middleware threads is unsafe). Tensors cross the pipe as numpy arrays, so nothing
+The child loads the planner from the checkpoint itself, its networks in the runtime asked for
+(``runtime``; it reports which it chose and why), started with ``spawn``: forking a process with
+middleware threads is unsafe. Tensors cross the pipe as numpy arrays, so nothing
 depends on PyTorch's shared-memory tensor passing.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from .checkpoint import load_planner
 from .planning import Plan, Planning, PlanningConfig, PlanRequest
+from .runtime import RuntimeChoice, load_planner_networks
 from .signals import ignore_stop_signals, stop_signals_blocked
 
 START_TIMEOUT_S = 120.0
@@ -56,7 +58,7 @@ def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
     return None if tensor is None else tensor.detach().cpu().numpy()
 
 
-def _serve(conn: Connection, planner_path: str, device: str) -> None:
+def _serve(conn: Connection, planner_path: str, device: str, runtime: str) -> None:
     """The child: load, warm up, then turn requests into replies until told to stop or the parent is gone.
 
     It ignores SIGINT and SIGTERM: a Ctrl-C reaches the whole process group, and the parent, which
@@ -67,12 +69,13 @@ def _serve(conn: Connection, planner_path: str, device: str) -> None:
     try:
         torch.set_num_threads(1)  # one core for the planner; the tick has the other
         planner = load_planner(planner_path, device)
-        planning = Planning(planner)
+        networks, choice = load_planner_networks(planner, planner_path, runtime, device)
+        planning = Planning(planner, networks)
     except Exception as error:  # noqa: BLE001 - reported to the parent as its start-up error
         conn.send(f"{type(error).__name__}: {error}")
         return
     try:
-        conn.send(None)
+        conn.send(choice)
         while (request := conn.recv()) is not None:
             conn.send(_plan(planning, request, device))
     except (EOFError, OSError):  # the parent closed the pipe or died
@@ -102,14 +105,14 @@ class PlanProcess:
 
     At most one request is in the child at a time; one submitted meanwhile waits here, and a
     newer one replaces it. Plans arrive on the device of ``device``. Raises RuntimeError at
-    start if the child cannot load the planner.
+    start if the child cannot load the planner (or its networks in ``runtime``: ``runtime.RUNTIMES``).
     """
 
-    def __init__(self, planner_path: str, device: torch.device | str = "cpu") -> None:
+    def __init__(self, planner_path: str, device: torch.device | str = "cpu", runtime: str = "torch") -> None:
         self._device = torch.device(device)
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_conn, str(planner_path), str(self._device)),
+        self._process = context.Process(target=_serve, args=(child_conn, str(planner_path), str(self._device), runtime),
                                         name="plan_process", daemon=True)
         with stop_signals_blocked():  # until the child ignores them itself
             self._process.start()
@@ -118,12 +121,14 @@ class PlanProcess:
             self.close()
             raise RuntimeError(f"the planner process did not start within {START_TIMEOUT_S:.0f} s")
         try:
-            error = self._conn.recv()
+            started = self._conn.recv()
         except EOFError:
-            error = f"the planner process exited with code {self._process.exitcode}"
-        if error is not None:
+            started = f"the planner process exited with code {self._process.exitcode}"
+        if isinstance(started, str):
             self.close()
-            raise RuntimeError(f"planner process: {error}")
+            raise RuntimeError(f"planner process: {started}")
+        self.runtime: RuntimeChoice = started
+        """Which runtime the child runs the planner's networks in, and why."""
         self._generation = 0
         self._in_flight = False
         self._waiting: PlanRequest | None = None

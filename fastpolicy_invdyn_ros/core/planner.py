@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -237,6 +237,17 @@ class TemporalUNet1D(nn.Module):
         return self.final(h).transpose(1, 2)
 
 
+class PlannerNetworks(Protocol):
+    """The planner's two networks as ``DiffusionPlanner.sample`` calls them: PyTorch's (the planner itself) or
+    an export of them in another runtime (``runtime``)."""
+
+    def encode_condition(self, history: Tensor, goal: Tensor | None) -> Tensor:
+        """(B, n_obs_steps, S) normalized history and (B, G) goal or None -> (B, cond_dim)."""
+
+    def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
+        """(N, H, S) noisy plans, a 0-d timestep and (N, cond_dim) conditions -> (N, H, S)."""
+
+
 class DiffusionPlanner(nn.Module):
     """Plans the next ``horizon`` normalized states given the recent states and a goal."""
 
@@ -285,6 +296,12 @@ class DiffusionPlanner(nn.Module):
         target = noise if c.prediction_type == "epsilon" else future
         return F.mse_loss(prediction, target)
 
+    def encode_condition(self, history: Tensor, goal: Tensor | None) -> Tensor:
+        return self.condition_encoder(history, goal)
+
+    def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
+        return self.unet(x, timestep, cond)
+
     def _schedule(self, sampler: str, num_inference_steps: int) -> tuple[DDIMScheduler | DDPMScheduler, list[int]]:
         """The sampler's scheduler set to N steps (re-set only when N changes) and its timesteps."""
         scheduler = self._schedulers[sampler]
@@ -302,6 +319,7 @@ class DiffusionPlanner(nn.Module):
         warm_start: Tensor | None = None,
         generator: torch.Generator | None = None,
         sampler: str = "ddim",
+        networks: PlannerNetworks | None = None,
     ) -> Tensor:
         """Draw ``num_samples`` plans per condition, all B * num_samples in one network batch.
 
@@ -314,6 +332,7 @@ class DiffusionPlanner(nn.Module):
             k = max(1, round(warm_start_strength * N)) timesteps of the N-step schedule, and then
             denoised through those k steps only. None: cold start from pure noise through all N steps.
         generator: seeds the initial (and, for 'ddpm', per-step) noise; must live on the model's device.
+        networks: what runs the condition encoder and the denoiser (None: this planner's PyTorch modules).
         The result is the final step's clean-plan estimate x0. Not thread-safe (schedulers hold state).
         """
         if sampler not in SAMPLERS:
@@ -331,7 +350,8 @@ class DiffusionPlanner(nn.Module):
         shape = (batch * num_samples, c.horizon, c.state_dim)
         scheduler, timesteps = self._schedule(sampler, num_inference_steps)
         # The condition is the same for all samples of one row: encode B rows, then repeat.
-        cond = self.condition_encoder(history, goal).repeat_interleave(num_samples, dim=0)
+        networks = self if networks is None else networks
+        cond = networks.encode_condition(history, goal).repeat_interleave(num_samples, dim=0)
         x = torch.randn(shape, generator=generator, device=history.device, dtype=history.dtype)
         if warm_start is not None:
             timesteps = timesteps[-max(1, round(c.warm_start_strength * num_inference_steps)):]
@@ -340,7 +360,7 @@ class DiffusionPlanner(nn.Module):
 
         timestep_tensors = torch.tensor(timesteps, device=x.device)  # one host-to-device copy per call
         for t, t_tensor in zip(timesteps, timestep_tensors):
-            model_output = self.unet(x, t_tensor, cond)
+            model_output = networks.denoise(x, t_tensor, cond)
             step = scheduler.step(model_output, t, x, generator=generator)
             x = step.prev_sample
         return step.pred_original_sample.reshape(batch, num_samples, c.horizon, c.state_dim)

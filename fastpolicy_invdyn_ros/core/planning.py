@@ -14,7 +14,7 @@ from typing import Protocol
 
 import torch
 
-from .planner import SAMPLERS, DiffusionPlanner, shift_plan
+from .planner import SAMPLERS, DiffusionPlanner, PlannerNetworks, shift_plan
 from .selection import SAMPLE_SELECTIONS, choose
 from .settings import check, setting
 
@@ -82,10 +82,12 @@ class PlanRequest:
 
 
 class Planning:
-    """Turns a ``PlanRequest`` into a ``Plan`` with the diffusion planner (no threading here)."""
+    """Turns a ``PlanRequest`` into a ``Plan`` with the diffusion planner (no threading here); its networks run
+    in ``networks`` (``runtime.load_planner_networks``; None: PyTorch)."""
 
-    def __init__(self, planner: DiffusionPlanner) -> None:
+    def __init__(self, planner: DiffusionPlanner, networks: PlannerNetworks | None = None) -> None:
         self.planner = planner
+        self.networks = networks
         self.normalizer = planner.normalizer
 
     def _generator(self, seed: int) -> torch.Generator | None:
@@ -108,7 +110,8 @@ class Planning:
             warm_start = normalizer.normalize_plan(self._warm_start_rows(ahead, previous.chosen, config), current)[None]
         steps = config.num_inference_steps if config.sampler == "ddim" else None
         plans = self.planner.sample(history, goal, config.num_inference_samples, steps,
-                                    warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed))
+                                    warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed),
+                                    networks=self.networks)
         states = normalizer.unnormalize_plan(plans[0], current)
         if not torch.isfinite(states).all():
             raise FloatingPointError("planner produced non-finite states")

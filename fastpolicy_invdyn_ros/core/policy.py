@@ -3,10 +3,10 @@
 ``Policy.select_action(state, goal)`` is the control tick. It keeps the rolling state history,
 asks for a new plan every ``replan_every`` ticks (inline, or from a ``planning.BackgroundPlanner``
 that the tick never waits for), takes the planned state for the next control period, turns it into
-an action with the inverse dynamics model (``actions.actions_from_plan``) and smooths it. A failure
-anywhere on that path returns the safe command (``safety``) and says why in ``Policy.status``. A
-controller splits the tick in two: ``act`` makes the command, ``plan_ahead`` trades requests and
-plans with the background planner after the command is sent.
+an action with the inverse dynamics model (``actions.ActionStep``: PyTorch or ONNX Runtime, ``runtime``)
+and smooths it. A failure anywhere on that path returns the safe command (``safety``) and says why in
+``Policy.status``. A controller splits the tick in two: ``act`` makes the command, ``plan_ahead``
+trades requests and plans with the background planner after the command is sent.
 
 How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``mean`` (the
 default) every sample's next state gives an action and their mean is executed; with ``consistent`` or
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .actions import actions_from_plan
+from .actions import ActionStep, TorchActionStep
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
@@ -79,18 +79,22 @@ class Policy:
     def __init__(self, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig,
                  action_low: np.ndarray, action_high: np.ndarray, dt: float,
                  worker: BackgroundPlanner | None = None, interface: str = "effort",
-                 rate_limit: np.ndarray | None = None) -> None:
+                 rate_limit: np.ndarray | None = None, action_step: ActionStep | None = None,
+                 planning: Planning | None = None) -> None:
         """``interface``: what the actions command (``robot.COMMAND_INTERFACES``; with ``position`` the
         state's first entries are the joints' positions); ``rate_limit``: the largest change per second of
-        each command (for position, the joints' velocity limits)."""
+        each command (for position, the joints' velocity limits); ``action_step``: what runs ``invdyn`` on the
+        tick (None: PyTorch); ``planning``: what plans inline without a worker (None: ``planner`` in PyTorch)."""
         if planner.config.state_dim != invdyn.config.state_dim:
             raise ValueError(f"planner state_dim {planner.config.state_dim} != invdyn state_dim "
                              f"{invdyn.config.state_dim}")
         self.planner, self.invdyn = planner, invdyn
         self.device = next(invdyn.parameters()).device
         self.history_length = max(planner.config.n_obs_steps, invdyn.config.seq_length)
-        self._history = torch.zeros(self.history_length, invdyn.config.state_dim, device=self.device)
-        self._planning = Planning(planner)
+        # NumPy, not a tensor: each tick shifts it and reads it, a few NumPy copies against several PyTorch calls.
+        self._history = np.zeros((self.history_length, invdyn.config.state_dim), np.float32)
+        self._planning = Planning(planner) if planning is None else planning
+        self._action_step = TorchActionStep(invdyn) if action_step is None else action_step
         self._worker = worker
         if interface not in COMMAND_INTERFACES:
             raise ValueError(f"interface must be one of {COMMAND_INTERFACES}, got {interface!r}")
@@ -104,13 +108,15 @@ class Policy:
 
     @classmethod
     def for_robot(cls, planner: DiffusionPlanner, invdyn: InvDynamic, config: PolicyConfig, robot: RobotDescription,
-                  worker: BackgroundPlanner | None = None) -> Policy:
+                  worker: BackgroundPlanner | None = None, action_step: ActionStep | None = None,
+                  planning: Planning | None = None) -> Policy:
         """A policy commanding ``robot`` through its interface within its command limits (a position moving at
-        most each joint's velocity limit per period)."""
+        most each joint's velocity limit per period); the other arguments as ``__init__``'s."""
         rate_limit = robot.velocity_limit if robot.command_interface == "position" else None
         return cls(planner, invdyn, config, np.array(robot.command_low), np.array(robot.command_high),
                    robot.control_dt, worker, interface=robot.command_interface,
-                   rate_limit=None if rate_limit is None else np.array(rate_limit))
+                   rate_limit=None if rate_limit is None else np.array(rate_limit), action_step=action_step,
+                   planning=planning)
 
     @property
     def horizon(self) -> int:
@@ -188,16 +194,16 @@ class Policy:
             np.clip(out[k], smoother.low, smoother.high, out=out[k])
         return count
 
-    def _push_state(self, state: torch.Tensor) -> None:
+    def _push_state(self, state: np.ndarray) -> None:
         if not self._history_filled:
             self._history[:] = state  # a robot at rest before the first observation
             self._history_filled = True
         else:
-            self._history[:-1] = self._history[1:].clone()
+            self._history[:-1] = self._history[1:]  # NumPy copies overlapping slices correctly
             self._history[-1] = state
 
     def _request(self, goal: np.ndarray | None, origin_tick: int) -> PlanRequest:
-        history = self._history[-self.planner.config.n_obs_steps:].clone()
+        history = torch.from_numpy(self._history[-self.planner.config.n_obs_steps:].copy()).to(self.device)
         goal_tensor = None
         if self.planner.config.goal_dim:
             goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=self.device)
@@ -234,7 +240,7 @@ class Policy:
                 if self._start_at_state:
                     self.smoother.reset(self._measured)
                     self._start_at_state = False
-            self._push_state(torch.as_tensor(state, dtype=torch.float32, device=self.device))
+            self._push_state(state)
             tick = self._tick
             self._tick += 1
             if self._worker is None:
@@ -250,13 +256,9 @@ class Policy:
             age = tick - plan.origin_tick
             if age >= self.horizon:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
-            normalizer = self.invdyn.normalizer
-            history = normalizer.normalize_state(self._history[-self.invdyn.config.seq_length:])[None]
-            next_states = normalizer.normalize_state(plan.executed[:, age])[None]
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
-            action = normalizer.unnormalize_action(actions_from_plan(self.invdyn, history, next_states, temperature),
-                                                   self._history[-1])[0]
-            action = action.cpu().numpy()
+            action = self._action_step(self._history[-self.invdyn.config.seq_length:], plan.executed[:, age],
+                                       temperature)
             if not np.all(np.isfinite(action)):
                 return self.safe_action("inverse dynamics output is not finite")
             self.status = TickStatus(True, "", age, plan.seconds)

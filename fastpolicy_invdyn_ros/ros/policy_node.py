@@ -53,6 +53,7 @@ from ..core.plan_process import PlanProcess
 from ..core.planning import Plan, Planning, PlanWorker
 from ..core.policy import Policy, PolicyConfig
 from ..core.robot import RobotDescription, urdf_differences
+from ..core.runtime import RuntimeChoice, RuntimeConfig, load_action_step, load_planner_networks
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .command_output import COMMAND_OUTPUTS, CommandOutput
@@ -88,6 +89,8 @@ class PolicyNodeConfig:
     """Inverse dynamics checkpoint (.pth); default: the package's models/invdyn_enhanced_final.pth."""
     device: str = setting("auto", read_only=True)
     """Torch device: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime)."""
     seq_length: int = setting(0, low=0, high=1000, read_only=True)
     """Inverse dynamics history length in states; 0 takes the model's, other values must match it."""
     control_rate_hz: float = setting(100.0, low=1.0, high=1000.0, read_only=True)
@@ -155,6 +158,8 @@ class InvDynPolicyNode(LifecycleNode):
         self.policy: Policy | None = None
         self.device: torch.device | None = None
         """Where the models run, once configured."""
+        self.runtimes: dict[str, RuntimeChoice] = {}
+        """What runs the inverse dynamics model and the planner, and why, once configured."""
         self._lock = threading.Lock()  # the tick and parameter updates both touch the policy
         self._priority_applied = False
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -206,6 +211,8 @@ class InvDynPolicyNode(LifecycleNode):
         seq_length = config.seq_length or None
         planner, invdyn, metadata = load_policy_models(config.planner_model_path, config.invdyn_model_path,
                                                        self.device, seq_length)
+        action_step, self.runtimes["invdyn"] = load_action_step(invdyn, config.invdyn_model_path,
+                                                                config.execution.runtime, self.device)
         robot = RobotDescription.from_dict(metadata["robot"]) if "robot" in metadata else None
         self.joint_names = self._joint_names(planner, invdyn, metadata, robot)
         if robot is not None:
@@ -218,7 +225,7 @@ class InvDynPolicyNode(LifecycleNode):
         self._fill_from_models(metadata)
         period = 1.0 / self.rate_hz
         interface = robot.command_interface if robot is not None else "effort"
-        commanding = dict(interface=interface, rate_limit=self._rate_limit(robot, interface))
+        commanding = dict(interface=interface, rate_limit=self._rate_limit(robot, interface), action_step=action_step)
         warm = Policy(planner, invdyn, self.config.policy, low, high, period, **commanding)
         state = planner.normalizer.unnormalize_state(torch.zeros(planner.config.state_dim,
                                                                  device=self.device)).cpu().numpy()
@@ -226,8 +233,16 @@ class InvDynPolicyNode(LifecycleNode):
             warm.select_action(state, state[: len(self.joint_names)])
         if not warm.status.ok:
             raise ConfigureError(f"models fail on a typical state: {warm.status.reason}")
-        worker = (PlanProcess(config.planner_model_path, self.device) if config.plan_in_process
-                  else PlanWorker(Planning(planner)))
+        if config.plan_in_process:
+            worker = PlanProcess(config.planner_model_path, self.device, config.execution.runtime)
+            self.runtimes["planner"] = worker.runtime
+        else:
+            networks, self.runtimes["planner"] = load_planner_networks(planner, config.planner_model_path,
+                                                                       config.execution.runtime, self.device)
+            worker = PlanWorker(Planning(planner, networks))
+        for model, choice in self.runtimes.items():
+            log = self.get_logger().warning if choice.fallback else self.get_logger().info
+            log(choice.describe(model))
         self.policy = Policy(planner, invdyn, self.config.policy, low, high, period, worker, **commanding)
         self._create_interfaces(planner.config.state_dim, interface)
 
@@ -552,6 +567,7 @@ class InvDynPolicyNode(LifecycleNode):
             "plan_age_ticks": str(status.plan_age_ticks),
             "safe_mode": self.config.policy.safety.safe_mode,
             "device": str(self.device),
+            **{f"runtime_{model}": choice.runtime for model, choice in self.runtimes.items()},
         }
         self._send_diagnostic(level, message, values)
 

@@ -1,28 +1,34 @@
-"""``bench``: planner and control-tick speed, measured in one run on this machine.
+"""``bench``: planner and control-tick speed per runtime (PyTorch, ONNX Runtime), side by side in one run.
 
 The same planner network is sampled three ways: few-step DDIM from a warm start (what the
 policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
-ticks between plans: inverse dynamics on the chosen sample's next state (``consistent``) or on every
-sample's and their mean (``mean``), smoothing; timed back to back, and once per control period as
-the node runs it (on a VM on a shared host a tick 10 ms after the last is two to three times slower
-than one right after another, and the floor rows, one tiny op timed both ways, show whether the
-machine is such a one). The sample selection is timed where it runs: in the planner, once per plan.
+ticks between plans: inverse dynamics on every sample's next state and their mean (``tick``, with the
+default ``mean``) or on the chosen sample's (``tick_chosen``, ``consistent``), smoothing; timed back
+to back, and once per control period as the node runs it (on a VM on a shared host a tick 10 ms after
+the last is two to three times slower than one right after another, and the floor rows, one tiny op
+timed both ways, show whether the machine is such a one). Each runtime's models are chosen as the node
+chooses them (``core.runtime``); every row also shows its p50 against PyTorch's. The sample selection
+is timed where it runs: in the planner, once per plan. ``--json`` writes the rows for machines.
 """
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..core.checkpoint import load_invdyn, load_planner
 from ..core.device import select_device
+from ..core.files import write_text_atomic
 from ..core.metrics import measure_latency, percentiles_ms
 from ..core.paths import share_path
 from ..core.planning import Plan, Planning, PlanningConfig, PlanRequest
 from ..core.policy import Policy, PolicyConfig
+from ..core.runtime import RUNTIMES, load_action_step, load_planner_networks
 from ..core.selection import choose
 from ..core.settings import setting
 from ..sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
@@ -37,22 +43,44 @@ class BenchConfig:
     """Diffusion planner checkpoint."""
     invdyn: str = setting(default_factory=lambda: str(share_path("models", "invdyn_enhanced_final.pth")))
     """Inverse dynamics checkpoint."""
+    runtime: list[str] = setting(["torch", "onnxruntime"])
+    """Runtimes to time side by side: torch, onnxruntime (needs the models' ONNX exports: export_onnx), auto (what
+    the node would choose)."""
     planning: PlanningConfig = field(default_factory=PlanningConfig)
-    """How plans are drawn (the control tick is timed with 1 sample and with num_inference_samples)."""
+    """How plans are drawn (the control tick is timed with num_inference_samples)."""
     plan_iterations: int = setting(200, low=1)
     """Timed DDIM plans per variant."""
     ddpm_iterations: int = setting(20, low=1)
     """Timed DDPM plans (every training step)."""
     tick_iterations: int = setting(2000, low=1)
-    """Timed control ticks per sample count, back to back."""
+    """Timed control ticks per variant, back to back."""
     paced_tick_iterations: int = setting(500, low=1)
-    """Timed control ticks per sample count, one per control period."""
+    """Timed control ticks per variant, one per control period."""
     control_period_s: float = setting(0.01, low=1e-4)
     """Period of the paced ticks (the node's 1 / control_rate_hz)."""
     threads: int = setting(1, low=1)
     """PyTorch intra-op threads (the node uses 1: the tick and the planner each get a core)."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
+    json: str | None = None
+    """Also write the rows to this file: a JSON list of {runtime, what, p50_ms, p99_ms}."""
+
+    def __post_init__(self) -> None:
+        if not self.runtime or not set(self.runtime) <= set(RUNTIMES):
+            raise ValueError(f"runtime must be among {list(RUNTIMES)}, got {self.runtime}")
+
+
+@dataclass
+class Row:
+    """One timing, as ``--json`` writes it."""
+
+    runtime: str
+    """torch or onnxruntime."""
+    what: str
+    """What was timed: plan_ddim_warm, plan_ddim_cold, plan_ddpm_<T>, tick_back_to_back, tick_paced,
+    tick_chosen_back_to_back, tick_chosen_paced, sample_selection, floor_back_to_back, floor_paced."""
+    p50_ms: float
+    p99_ms: float
 
 
 def recorded_states(sim: ArmSim, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +123,11 @@ def time_floor(period_s: float, iterations: int) -> dict[str, float]:
     return percentiles_ms(measure_latency(lambda: torch.add(values, 1.0), iterations, period_s=period_s))
 
 
-def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
+def _row(runtime: str, what: str, values: dict[str, float]) -> Row:
+    return Row(runtime, what, values["p50"], values["p99"])
+
+
+def bench(config: BenchConfig) -> list[Row]:
     torch.set_num_threads(config.threads)
     device = select_device(config.device)
     sim = ArmSim(ArmConfig())
@@ -104,48 +136,64 @@ def bench(config: BenchConfig) -> dict[str, dict[str, float]]:
     states, goal = recorded_states(sim)
 
     base = replace(config.planning, sampler="ddim")
-    planning = Planning(planner)
     history = torch.as_tensor(states[50 - planner.config.n_obs_steps:50], dtype=torch.float32, device=device)
     goal_tensor = torch.as_tensor(goal, dtype=torch.float32, device=device)
     cold = PlanRequest(history, goal_tensor, origin_tick=50, previous=None, config=base)
-    previous = planning(cold)
+    previous = Planning(planner)(cold)
     warm = replace(cold, origin_tick=54, previous=previous)
     ddpm = replace(cold, config=replace(base, sampler="ddpm", warm_start=False))
+    ddpm_name = f"plan_ddpm_{planner.config.num_train_timesteps}"
 
-    results = {
-        f"plan ddim warm ({base.num_inference_samples} samples)": time_plans(planning, warm, config.plan_iterations,
-                                                                                device),
-        f"plan ddim cold {base.num_inference_steps} steps": time_plans(planning, cold, config.plan_iterations, device),
-        f"plan ddpm {planner.config.num_train_timesteps} steps": time_plans(planning, ddpm, config.ddpm_iterations,
-                                                                             device),
-    }
-    # What the planner chooses on after each plan: the samples, and what is left of the executed one.
+    rows: list[Row] = []
+    timed: set[str] = set()
+    for requested in config.runtime:
+        networks, planner_choice = load_planner_networks(planner, config.planner, requested, device)
+        action_step, invdyn_choice = load_action_step(invdyn, config.invdyn, requested, device)
+        cli.report_runtime("planner", planner_choice)
+        cli.report_runtime("invdyn", invdyn_choice)
+        runtime = invdyn_choice.runtime if invdyn_choice.runtime == planner_choice.runtime else "mixed"
+        if runtime in timed:  # auto chose a runtime timed already
+            continue
+        timed.add(runtime)
+        planning = Planning(planner, networks)
+        rows += [_row(runtime, "plan_ddim_warm", time_plans(planning, warm, config.plan_iterations, device)),
+                 _row(runtime, "plan_ddim_cold", time_plans(planning, cold, config.plan_iterations, device)),
+                 _row(runtime, ddpm_name, time_plans(planning, ddpm, config.ddpm_iterations, device))]
+        for name, rule in (("tick", base.sample_selection), ("tick_chosen", "consistent")):
+            tick_config = PolicyConfig(replan_every=planner.config.horizon,
+                                       planning=replace(base, sample_selection=rule))
+            policy = Policy.for_robot(planner, invdyn, tick_config, sim.description(), action_step=action_step,
+                                      planning=planning)
+            rows.append(_row(runtime, f"{name}_back_to_back", time_ticks(policy, states, goal, config.tick_iterations)))
+            rows.append(_row(runtime, f"{name}_paced", time_ticks(policy, states, goal, config.paced_tick_iterations,
+                                                                  config.control_period_s)))
+    # Runtime-independent PyTorch work: what the planner chooses on after each plan, and the machine's floor.
     scaled = previous.states / planner.normalizer.state_std
     ahead = scaled[0, PolicyConfig().replan_every:]
-    results["sample selection consistent (in the planner)"] = percentiles_ms(measure_latency(
-        lambda: choose("consistent", scaled, ahead), config.tick_iterations))
-    results["one tiny op (the floor)"] = time_floor(0.0, config.tick_iterations)
-    results[f"one tiny op (the floor), one per {config.control_period_s * 1e3:g} ms"] = time_floor(
-        config.control_period_s, config.paced_tick_iterations)
-    # N samples: one chosen (consistent) against every one's action averaged (mean).
-    variants = [(1, base.sample_selection)] + [(base.num_inference_samples, rule) for rule in ("consistent", "mean")]
-    for samples, rule in variants:
-        tick_config = PolicyConfig(replan_every=planner.config.horizon,
-                                   planning=replace(base, num_inference_samples=samples, sample_selection=rule))
-        policy = Policy.for_robot(planner, invdyn, tick_config, sim.description())
-        name = f"control tick, {samples} sample(s)" + ("" if samples == 1 else f", {rule}")
-        results[name] = time_ticks(policy, states, goal, config.tick_iterations)
-        results[f"{name}, one per {config.control_period_s * 1e3:g} ms"] = time_ticks(
-            policy, states, goal, config.paced_tick_iterations, config.control_period_s)
+    rows.append(_row("torch", "sample_selection", percentiles_ms(measure_latency(
+        lambda: choose("consistent", scaled, ahead), config.tick_iterations))))
+    rows.append(_row("torch", "floor_back_to_back", time_floor(0.0, config.tick_iterations)))
+    rows.append(_row("torch", "floor_paced", time_floor(config.control_period_s, config.paced_tick_iterations)))
+    print_table(rows, config, device, ddpm_name)
+    if config.json is not None:
+        write_text_atomic(Path(config.json), json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+    return rows
 
-    ddpm_p50 = results[f"plan ddpm {planner.config.num_train_timesteps} steps"]["p50"]
-    print(f"bench on {device}, {config.threads} thread(s), horizon {planner.config.horizon}")
-    print("| measurement | p50 ms | p99 ms | ddpm p50 / p50 |")
-    print("|---|---|---|---|")
-    for name, values in results.items():
-        ratio = f"{ddpm_p50 / values['p50']:.1f}x" if name.startswith("plan") else ""
-        print(f"| {name} | {values['p50']:.3f} | {values['p99']:.3f} | {ratio} |")
-    return results
+
+def print_table(rows: list[Row], config: BenchConfig, device: torch.device, ddpm_name: str) -> None:
+    """Markdown: each row's p50 against PyTorch's for the same measurement and, for plans, DDPM's against it."""
+    p50 = {(row.runtime, row.what): row.p50_ms for row in rows}
+    print(f"bench on {device}, {config.threads} thread(s), {config.planning.num_inference_samples} samples, "
+          f"ticks paced at {config.control_period_s * 1e3:g} ms")
+    print("| runtime | measurement | p50 ms | p99 ms | p50 / torch p50 | ddpm p50 / p50 |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        torch_p50 = p50.get(("torch", row.what))
+        against_torch = f"{row.p50_ms / torch_p50:.2f}" if torch_p50 else ""
+        ddpm_p50 = p50.get((row.runtime, ddpm_name))
+        against_ddpm = f"{ddpm_p50 / row.p50_ms:.1f}x" if row.what.startswith("plan") and ddpm_p50 else ""
+        print(f"| {row.runtime} | {row.what} | {row.p50_ms:.3f} | {row.p99_ms:.3f} | {against_torch} "
+              f"| {against_ddpm} |")
 
 
 def main(argv: list[str] | None = None) -> int:

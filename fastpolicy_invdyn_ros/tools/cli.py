@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..core.errors import InputError, one_line
+from ..core.runtime import RuntimeChoice
 from ..core.settings import Setting, build, settings
 
 T = TypeVar("T")
@@ -72,6 +73,11 @@ def run(cls: type[T], tool: Callable[[T], Any], argv: list[str] | None, descript
         print(f"{_prog()}: interrupted", file=sys.stderr)
         return 130
     return code if isinstance(code, int) else 0
+
+
+def report_runtime(model: str, choice: RuntimeChoice) -> None:
+    """One line on stderr: what runs ``model`` and why (a fallback to PyTorch as a warning)."""
+    print(f"{_prog()}: {'warning: ' if choice.fallback else ''}{choice.describe(model)}", file=sys.stderr)
 
 
 def _prog() -> str:

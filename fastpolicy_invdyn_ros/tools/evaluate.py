@@ -26,9 +26,10 @@ from ..core.device import select_device
 from ..core.invdyn import InvDynamic
 from ..core.metrics import action_sparc, percentiles_ms, rms_jerk
 from ..core.planner import SAMPLERS
-from ..core.planning import PlanningConfig
+from ..core.planning import Planning, PlanningConfig
 from ..core.policy import Policy, PolicyConfig
 from ..core.robot import UNITS, RobotDescription
+from ..core.runtime import RuntimeConfig, load_action_step, load_planner_networks
 from ..core.selection import SAMPLE_SELECTIONS
 from ..core.settings import setting
 from ..sim import ArmSim, EpisodeRecord, ExpertConfig, run_episode
@@ -68,6 +69,8 @@ class EvaluateConfig:
     """Where the CSV files and PNGs go."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime), as the node's parameter."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """The policy's settings, as the node's parameters of the same names."""
 
@@ -197,6 +200,9 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
         check_robot(path, robot)
     planner = load_planner(planner_path, device, state_dim=sim.state_dim, goal_dim=sim.num_joints)
     models = [load_invdyn(path, device, state_dim=sim.state_dim, action_dim=sim.action_dim) for path in invdyn_paths]
+    networks, choice = load_planner_networks(planner, planner_path, config.execution.runtime, device)
+    cli.report_runtime("planner", choice)
+    planning_runtime = Planning(planner, networks)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     task = Task(config.task, sim)
@@ -213,10 +219,13 @@ def evaluate(config: EvaluateConfig) -> list[ControllerResult]:
     for invdyn_path, invdyn, kind in zip(invdyn_paths, models, kinds):
         # Several models of one kind are told apart by their directory.
         label = kind if kinds.count(kind) == 1 else f"{kind}({Path(invdyn_path).parent.name})"
+        action_step, choice = load_action_step(invdyn, invdyn_path, config.execution.runtime, device)
+        cli.report_runtime(label, choice)
         for sampler in config.samplers:
             for selection in config.sample_selections:
                 planning = replace(config.policy.planning, sampler=sampler, sample_selection=selection)
-                policy = Policy.for_robot(planner, invdyn, replace(config.policy, planning=planning), robot)
+                policy = Policy.for_robot(planner, invdyn, replace(config.policy, planning=planning), robot,
+                                          action_step=action_step, planning=planning_runtime)
                 controller = PolicyController(policy, task)
                 name = f"{label}+{sampler}+{selection}"
                 records = run_controller(sim, controller, episodes, steps, name)

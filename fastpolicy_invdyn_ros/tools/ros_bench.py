@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ..core.files import write_text_atomic
+from ..core.runtime import RuntimeConfig
 from ..core.settings import setting
 from ..ros.closed_loop import closed_loop
 from ..ros.monitor import CommandStats
@@ -47,6 +48,8 @@ class BenchOptions:
     """Planner checkpoint ('': the package's models/planner_final.pth)."""
     invdyn_model_path: str = ""
     """Inverse dynamics checkpoint ('': the package's models/invdyn_enhanced_final.pth)."""
+    execution: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the models (runtime), as the node's parameter."""
     node_params: list[str] = setting([])
     """More invdyn_policy parameters as name:=value (YAML values), e.g. executor_threads:=5 plan_in_process:=false."""
     sim_params: list[str] = setting([])
@@ -68,7 +71,8 @@ def parameters(assignments: list[str]) -> dict[str, object]:
 
 def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
     """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
-    policy = {"control_rate_hz": float(options.rate_hz), **parameters(options.node_params)}
+    policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.execution.runtime,
+              **parameters(options.node_params)}
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
@@ -106,6 +110,8 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
         ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
         ("node tick phase shifts since start", diagnostics.get("tick_phase_shifts", "?"), ""),
         ("plan latency, last (ms)", diagnostics.get("plan_latency_ms", "?"), ""),
+        ("node runtime: invdyn / planner",
+         f"{diagnostics.get('runtime_invdyn', '?')} / {diagnostics.get('runtime_planner', '?')}", ""),
     ]
     print(f"ros_bench: invdyn_policy at {options.rate_hz:g} Hz over DDS, arm_sim at 500 Hz in another process, "
           f"{options.duration_s:g} s while planning")
