@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from fastpolicy_invdyn_ros.tools import demo
+from fastpolicy_invdyn_ros.ros.common import spinning
 from fastpolicy_invdyn_ros.ros.processes import (CONTROLLER_TOPIC, private_domain_id, ros_environment, sim_command, start,
                                                stop_process, use_domain, wait_for)
 from fastpolicy_invdyn_ros.core.paths import share_path
@@ -63,29 +62,20 @@ def run_sim(tmp_path: Path) -> Iterator:
     """Starts arm_sim with parameter overrides; yields the process and a probe spinning here."""
     domain = private_domain_id()
     use_domain(domain)
-    rclpy.init()
-    probe = SimProbe()
-    executor = SingleThreadedExecutor()
-    executor.add_node(probe)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    processes = []
+    with spinning(SimProbe) as probe:
+        processes = []
 
-    def run(**overrides):
-        process = start(sim_command(overrides), ros_environment(domain), tmp_path / "arm_sim.log")
-        processes.append(process)
-        assert wait_for(lambda: len(probe.states) > 10 or process.poll() is not None, 30.0), "no joint states"
-        return process, probe
+        def run(**overrides):
+            process = start(sim_command(overrides), ros_environment(domain), tmp_path / "arm_sim.log")
+            processes.append(process)
+            assert wait_for(lambda: len(probe.states) > 10 or process.poll() is not None, 30.0), "no joint states"
+            return process, probe
 
-    try:
-        yield run
-    finally:
-        for process in processes:
-            assert stop_process(process) == 0, (tmp_path / "arm_sim.log").read_text()
-        executor.shutdown()
-        spinner.join()
-        probe.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            yield run
+        finally:
+            for process in processes:
+                assert stop_process(process) == 0, (tmp_path / "arm_sim.log").read_text()
 
 
 def test_joint_states_come_every_physics_step_with_increasing_stamps(run_sim) -> None:

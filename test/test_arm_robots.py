@@ -5,17 +5,14 @@ trajectories over DDS, and models of one robot refused by the node and ``evaluat
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
-import rclpy
 import torch
 from builtin_interfaces.msg import Duration
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -24,6 +21,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from fastpolicy_invdyn_ros.core.data import load_episodes
 from fastpolicy_invdyn_ros.core.normalization import Normalizer
 from fastpolicy_invdyn_ros.core.training import TrainConfig, train
+from fastpolicy_invdyn_ros.ros.common import spinning
 from fastpolicy_invdyn_ros.ros.processes import (policy_command, private_domain_id, ros_environment, sim_command,
                                                start, stop_process, use_domain, wait_for)
 from fastpolicy_invdyn_ros.sim import (ROBOTS, ExpertConfig, ScriptedExpert, TaskConfig, arm_config, make_arm,
@@ -188,23 +186,14 @@ class PositionProbe(Node):
 def ur5e_sim(tmp_path) -> Iterator[tuple[PositionProbe, Path]]:
     domain = private_domain_id()
     use_domain(domain)
-    rclpy.init()
-    probe = PositionProbe()
-    executor = SingleThreadedExecutor()
-    executor.add_node(probe)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     log = tmp_path / "arm_sim.log"
-    process = start(sim_command({"robot": "ur5e", "start_positions": START.tolist()}), ros_environment(domain), log)
-    try:
-        assert wait_for(lambda: probe.state is not None or process.poll() is not None, 30.0), log.read_text()
-        yield probe, log
-    finally:
-        assert stop_process(process) == 0, log.read_text()
-        executor.shutdown()
-        spinner.join()
-        probe.destroy_node()
-        rclpy.try_shutdown()
+    with spinning(PositionProbe) as probe:
+        process = start(sim_command({"robot": "ur5e", "start_positions": START.tolist()}), ros_environment(domain), log)
+        try:
+            assert wait_for(lambda: probe.state is not None or process.poll() is not None, 30.0), log.read_text()
+            yield probe, log
+        finally:
+            assert stop_process(process) == 0, log.read_text()
 
 
 START = np.array([0.0, -1.0, -1.0, -1.0, 0.0, 0.0])

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-
-from .common import apply_thread_priority
+from .common import apply_thread_priority, spinning
 from .monitor import CommandMonitor
 from .processes import (FORWARD_CONTROLLERS, log_tail, policy_command, private_domain_id, ros_environment,
                         sim_command, start, stop_process, use_domain)
@@ -53,19 +49,10 @@ def closed_loop(log_dir: Path, policy_overrides: dict[str, object], sim_override
     policy_line, sim_line = policy_command(policy_overrides, controller), sim_command(sim_overrides)  # both found, or neither runs
     policy = start(policy_line, env, log_dir / "invdyn_policy.log")
     sim = start(sim_line, env, log_dir / "arm_sim.log")
-    rclpy.init()
-    monitor = CommandMonitor()
-    executor = SingleThreadedExecutor()
-    executor.add_node(monitor)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    apply_thread_priority(monitor, monitor_priority)
-    try:
-        yield ClosedLoop(monitor, sim, policy, domain, log_dir)
-    finally:
-        stop_process(sim)
-        stop_process(policy)
-        executor.shutdown()
-        spinner.join()
-        monitor.destroy_node()
-        rclpy.try_shutdown()
+    with spinning(CommandMonitor) as monitor:
+        apply_thread_priority(monitor, monitor_priority)
+        try:
+            yield ClosedLoop(monitor, sim, policy, domain, log_dir)
+        finally:
+            stop_process(sim)
+            stop_process(policy)

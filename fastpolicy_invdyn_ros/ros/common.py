@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import rclpy
 import rclpy.executors
@@ -21,6 +22,8 @@ from rclpy.task import Future
 from ..core.errors import one_line
 from ..core.signals import StopRequest
 from .realtime import set_fifo_priority
+
+NodeType = TypeVar("NodeType", bound="Node")
 
 SPIN_PERIOD_S = 0.1
 """Longest a stop request waits for the executor to wake up (timers and messages wake it far more often)."""
@@ -143,3 +146,22 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
         stop.ignore_from_now_on()
     failed = done is not None and done.done() and done.exception() is not None
     return 1 if failed else 0
+
+
+@contextmanager
+def spinning(make_node: Callable[[], NodeType]) -> Iterator[NodeType]:
+    """rclpy in this process with one node spinning in a background thread (an observer of other processes'
+    nodes: the demo's monitor, a test's probe); on exit the executor, the node and rclpy are shut down."""
+    rclpy.init()
+    node = make_node()
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        spinner.join()
+        node.destroy_node()
+        rclpy.try_shutdown()
