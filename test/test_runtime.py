@@ -76,6 +76,42 @@ def test_the_planner_exports_compute_what_pytorch_does_and_plan_the_same(tiny_ex
     assert (in_torch.states - in_onnx.states).abs().max() < 1e-3  # raw states after 5 DDIM steps
 
 
+def test_the_bound_ddim_loop_plans_what_plain_session_runs_plan(tiny_exports) -> None:
+    """``OnnxPlannerNetworks.denoise_ddim`` (buffers bound once per batch size, the update in NumPy) against the
+    same steps through ``denoise`` (a plain ``session.run`` per step) and ``DDIMScheduler.step``; the batch size
+    changing between plans rebinds, and a plan returned is not overwritten by the next."""
+    planner = load_planner(tiny_exports[PLANNER])
+    networks, _ = load_planner_networks(planner, tiny_exports[PLANNER], "onnxruntime")
+    c = planner.config
+    scheduler = planner._schedulers["ddim"]
+    generator = torch.Generator().manual_seed(5)
+    plans = []
+    with torch.inference_mode():
+        for samples, steps, warm in ((8, 5, True), (3, 4, False), (8, 5, False), (1, 1, True)):
+            schedule = planner._ddim_schedule(steps, warm)
+            x = torch.randn(samples, c.horizon, c.state_dim, generator=generator)
+            cond = torch.randn(samples, c.cond_dim, generator=generator)
+            plain = x
+            for step in schedule.steps:
+                expected = scheduler.step(networks.denoise(plain, torch.tensor(step.timestep), cond), step.timestep,
+                                          plain)
+                plain = expected.prev_sample
+            bound = networks.denoise_ddim(x, cond, schedule)
+            assert torch.equal(bound, expected.pred_original_sample)
+            plans.append((bound, bound.clone()))
+    assert all(torch.equal(plan, copy) for plan, copy in plans)
+
+
+def test_the_denoiser_export_runs_its_convolutions_in_2d_and_the_group_norm_affine_as_batch_norm(tiny_exports) -> None:
+    """``core/onnx_ops.py``'s translations are the ones used (the parity tests above check what they compute)."""
+    export = onnx.load(export_paths(tiny_exports[PLANNER])["denoiser"])
+    convolutions = [node for node in export.graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    kinds = {node.op_type for node in export.graph.node}
+    assert convolutions and "BatchNormalization" in kinds and "Softplus" not in kinds, kinds
+    for node in convolutions:
+        assert len(next(a for a in node.attribute if a.name == "strides").ints) == 2, node.name
+
+
 def test_a_stale_export_is_refused_and_auto_says_why_it_uses_pytorch(tiny_exports, tmp_path: Path) -> None:
     checkpoint = Path(shutil.copy(tiny_exports[INVDYN], tmp_path / "invdyn.pth"))
     shutil.copy(export_paths(tiny_exports[INVDYN])["tick"], tmp_path / "invdyn.onnx")

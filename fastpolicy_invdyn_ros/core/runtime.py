@@ -36,7 +36,7 @@ from .checkpoint import checkpoint_identity, load_invdyn, load_planner, read_che
 from .errors import InputError
 from .files import atomic_file
 from .invdyn import InvDynamic
-from .planner import DiffusionPlanner, PlannerNetworks
+from .planner import DdimSchedule, DiffusionPlanner, PlannerNetworks
 from .settings import check, setting
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -292,11 +292,25 @@ class OnnxActionStep:
 
 
 # ---- the planner's networks ----------------------------------------------------------------------------
+@dataclass
+class _BoundDenoiser:
+    """The buffers bound to the denoiser's inputs and output for one batch size."""
+
+    binding: Any
+    x: np.ndarray
+    timestep: np.ndarray
+    cond: np.ndarray
+    output: np.ndarray
+
+
 class OnnxPlannerNetworks:
-    """``planner.PlannerNetworks`` in ONNX Runtime (once per plan step, not per tick: plain runs)."""
+    """``planner.PlannerNetworks`` in ONNX Runtime. A plan's DDIM loop (``denoise_ddim``) runs in NumPy on buffers
+    bound to the denoiser once per batch size (IO binding): each step writes the timestep and the sample in place,
+    runs, and updates the sample from the bound output (``planner.DdimStep``)."""
 
     def __init__(self, condition: Any, denoiser: Any) -> None:
         self._condition, self._denoiser = condition, denoiser
+        self._bound: dict[int, _BoundDenoiser] = {}
 
     def encode_condition(self, history: Tensor, goal: Tensor | None) -> Tensor:
         feeds = {"history": history.cpu().numpy()}
@@ -307,6 +321,31 @@ class OnnxPlannerNetworks:
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         feeds = {"x": x.cpu().numpy(), "timestep": timestep.cpu().numpy(), "cond": cond.cpu().numpy()}
         return torch.from_numpy(self._denoiser.run(None, feeds)[0]).to(x.device)
+
+    def _bind(self, x: np.ndarray, cond: np.ndarray) -> _BoundDenoiser:
+        from onnxruntime import OrtValue
+
+        buffers = {"x": np.zeros_like(x), "timestep": np.zeros((), np.int64), "cond": np.zeros_like(cond)}
+        output = np.zeros_like(x)
+        binding = self._denoiser.io_binding()
+        # OrtValues over the arrays' own memory: writing into the arrays is the next run's input.
+        for name, array in buffers.items():
+            binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
+        binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(output))
+        self._bound[len(x)] = _BoundDenoiser(binding, **buffers, output=output)
+        return self._bound[len(x)]
+
+    def denoise_ddim(self, x: Tensor, cond: Tensor, schedule: DdimSchedule) -> Tensor:
+        sample, condition = x.cpu().numpy(), cond.cpu().numpy()
+        bound = self._bound.get(len(sample)) or self._bind(sample, condition)
+        np.copyto(bound.x, sample)
+        np.copyto(bound.cond, condition)
+        for step in schedule.steps:
+            bound.timestep[()] = step.timestep
+            self._denoiser.run_with_iobinding(bound.binding)
+            previous, original = step(bound.output, bound.x)
+            np.copyto(bound.x, previous)
+        return torch.from_numpy(original.copy()).to(x.device)  # original may be the bound output itself
 
 
 # ---- choosing ------------------------------------------------------------------------------------------
