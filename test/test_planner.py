@@ -135,7 +135,8 @@ def test_ddim_plans_are_those_of_the_diffusers_loop():
     with torch.inference_mode():
         cold = planner.sample(history, goal, 3, 5, generator=torch.Generator().manual_seed(1))
         assert torch.equal(cold, diffusers_loop(None, 1))
-        warm = planner.sample(history, goal, 3, 5, warm_start=shift_plan(cold, 1), generator=torch.Generator().manual_seed(2))
+        warm = planner.sample(history, goal, 3, 5, warm_start=shift_plan(cold, 1),
+                              generator=torch.Generator().manual_seed(2))
         assert torch.equal(warm, diffusers_loop(shift_plan(cold, 1), 2))
 
 

@@ -49,8 +49,8 @@ def test_the_inverse_dynamics_export_computes_what_pytorch_does_also_sampling_at
             sampled, mean = tick(**inputs), tick(**{**inputs, "temperature": torch.tensor(0.0)})
             assert (sampled - mean).abs().max() > 1e-3, "the noise input is used at temperature > 0"
             # The tick's own call (bound buffers) at temperature 0 is the mean, as in PyTorch.
-            expected_mean = TorchActionStep(model)(history[0].numpy(), next_states[0], 0.0)
-            assert np.abs(step(history[0].numpy(), next_states[0], 0.0) - expected_mean).max() < PARITY_TOLERANCE
+            expected_mean = TorchActionStep(model)(history[0].numpy(), next_states[0].numpy(), 0.0)
+            assert np.abs(step(history[0].numpy(), next_states[0].numpy(), 0.0) - expected_mean).max() < PARITY_TOLERANCE
 
 
 def test_the_planner_exports_compute_what_pytorch_does_and_plan_the_same(tiny_exports) -> None:

@@ -275,10 +275,10 @@ class OnnxActionStep:
         self._bound[samples] = _Bound(binding, **buffers, action=action)
         return self._bound[samples]
 
-    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
+    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
         bound = self._bound.get(len(next_states)) or self._bind(len(next_states))
         np.copyto(bound.history[0], history)
-        np.copyto(bound.next_states[0], next_states.cpu().numpy())
+        np.copyto(bound.next_states[0], next_states)
         bound.temperature[()] = temperature
         if temperature:
             self._rng.standard_normal(out=bound.noise, dtype=np.float32)
@@ -364,7 +364,7 @@ def _tick_parity(model: InvDynamic, step: OnnxActionStep) -> float:
         history, next_states = inputs["history"], inputs["next_states"]
         differences += [_difference(tick(**inputs), step.run_with_noise(inputs)),
                         _difference(tick(history, next_states, 0.0)[0],
-                                    step(history[0].cpu().numpy(), next_states[0], 0.0))]
+                                    step(history[0].cpu().numpy(), next_states[0].cpu().numpy(), 0.0))]
     return max(differences)
 
 
