@@ -91,6 +91,8 @@ def test_the_bound_ddim_loop_plans_what_plain_session_runs_plan(tiny_exports) ->
             schedule = planner._ddim_schedule(steps, warm)
             x = torch.randn(samples, c.horizon, c.state_dim, generator=generator)
             cond = torch.randn(samples, c.cond_dim, generator=generator)
+            if warm:  # as sample passes one condition row: expanded to the samples, a stride of 0
+                cond = cond[:1].expand(samples, -1)
             plain = x
             for step in schedule.steps:
                 expected = scheduler.step(networks.denoise(plain, torch.tensor(step.timestep), cond), step.timestep,

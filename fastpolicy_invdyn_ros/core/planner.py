@@ -431,7 +431,8 @@ class DiffusionPlanner(nn.Module):
         shape = (batch * num_samples, c.horizon, c.state_dim)
         # The condition is the same for all samples of one row: encode B rows, then repeat.
         networks = self if networks is None else networks
-        cond = networks.encode_condition(history, goal).repeat_interleave(num_samples, dim=0)
+        cond = networks.encode_condition(history, goal)
+        cond = cond.expand(num_samples, -1) if batch == 1 else cond.repeat_interleave(num_samples, dim=0)  # a view
         x = torch.randn(shape, generator=generator, device=history.device, dtype=history.dtype)
         prior = None if warm_start is None else self._expand_warm_start(warm_start, batch, num_samples).reshape(shape)
         if sampler == "ddim":  # DDIMScheduler.step's update with its scalars (DdimStep): in the networks' runtime

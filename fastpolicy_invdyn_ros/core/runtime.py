@@ -234,6 +234,21 @@ def open_export(path: Path, identity: str, device: torch.device) -> Any:
     return session
 
 
+def bind(session: Any, inputs: dict[str, np.ndarray], output: np.ndarray) -> Any:
+    """An IO binding of ``session``'s inputs (those it has of ``inputs``) and its output to OrtValues over the
+    arrays' own memory: writing into the arrays is the next ``run_with_iobinding``'s input, which writes
+    ``output``; no array or ONNX value is made per run."""
+    from onnxruntime import OrtValue
+
+    names = {node.name for node in session.get_inputs()}
+    binding = session.io_binding()
+    for name, array in inputs.items():
+        if name in names:
+            binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
+    binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(output))
+    return binding
+
+
 # ---- the tick's inverse dynamics step ------------------------------------------------------------------
 @dataclass
 class _Bound:
@@ -259,20 +274,12 @@ class OnnxActionStep:
         self._rng = np.random.default_rng()
 
     def _bind(self, samples: int) -> _Bound:
-        from onnxruntime import OrtValue
-
         seq_length, state_dim, action_dim = self._shape
         buffers = {"history": np.zeros((1, seq_length, state_dim), np.float32),
                    "next_states": np.zeros((1, samples, state_dim), np.float32),
                    "temperature": np.zeros((), np.float32), "noise": np.zeros((1, samples, action_dim), np.float32)}
         action = np.zeros((1, action_dim), np.float32)
-        binding = self._session.io_binding()
-        # OrtValues over the arrays' own memory: writing into the arrays is the next run's input.
-        for name, array in buffers.items():
-            if name in self._names:
-                binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
-        binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(action))
-        self._bound[samples] = _Bound(binding, **buffers, action=action)
+        self._bound[samples] = _Bound(bind(self._session, buffers, action), **buffers, action=action)
         return self._bound[samples]
 
     def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
@@ -293,58 +300,64 @@ class OnnxActionStep:
 
 # ---- the planner's networks ----------------------------------------------------------------------------
 @dataclass
-class _BoundDenoiser:
-    """The buffers bound to the denoiser's inputs and output for one batch size."""
+class _BoundArrays:
+    """A session's IO binding and the arrays bound to its inputs (by name) and output, for one batch size."""
 
     binding: Any
-    x: np.ndarray
-    timestep: np.ndarray
-    cond: np.ndarray
+    inputs: dict[str, np.ndarray]
     output: np.ndarray
+
+    @classmethod
+    def of(cls, session: Any, inputs: dict[str, np.ndarray], output: np.ndarray) -> _BoundArrays:
+        return cls(bind(session, inputs, output), inputs, output)
 
 
 class OnnxPlannerNetworks:
-    """``planner.PlannerNetworks`` in ONNX Runtime. A plan's DDIM loop (``denoise_ddim``) runs in NumPy on buffers
-    bound to the denoiser once per batch size (IO binding): each step writes the timestep and the sample in place,
-    runs, and updates the sample from the bound output (``planner.DdimStep``)."""
+    """``planner.PlannerNetworks`` in ONNX Runtime, on buffers bound to each graph once per batch size (IO
+    binding). A plan's DDIM loop (``denoise_ddim``) runs in NumPy: each step writes the timestep and the sample
+    in place, runs, and updates the sample from the bound output (``planner.DdimStep``)."""
 
     def __init__(self, condition: Any, denoiser: Any) -> None:
         self._condition, self._denoiser = condition, denoiser
-        self._bound: dict[int, _BoundDenoiser] = {}
+        self._cond_dim = condition.get_outputs()[0].shape[-1]
+        self._bound: dict[tuple[str, int], _BoundArrays] = {}
+
+    def _buffers(self, graph: str, inputs: dict[str, np.ndarray], output_shape: tuple[int, ...]) -> _BoundArrays:
+        """The arrays bound to ``graph`` for the batch of ``inputs`` (bound on first use, shaped like them)."""
+        key = (graph, output_shape[0])
+        if key not in self._bound:
+            session = self._condition if graph == "condition" else self._denoiser
+            # C order whatever the inputs' strides (a condition expanded to the samples has a stride of 0).
+            buffers = {name: np.zeros(array.shape, array.dtype) for name, array in inputs.items()}
+            self._bound[key] = _BoundArrays.of(session, buffers, np.zeros(output_shape, np.float32))
+        return self._bound[key]
 
     def encode_condition(self, history: Tensor, goal: Tensor | None) -> Tensor:
-        feeds = {"history": history.cpu().numpy()}
+        inputs = {"history": history.cpu().numpy()}
         if goal is not None:
-            feeds["goal"] = goal.cpu().numpy()
-        return torch.from_numpy(self._condition.run(None, feeds)[0]).to(history.device)
+            inputs["goal"] = goal.cpu().numpy()
+        bound = self._buffers("condition", inputs, (len(history), self._cond_dim))
+        for name, array in inputs.items():
+            np.copyto(bound.inputs[name], array)
+        self._condition.run_with_iobinding(bound.binding)
+        return torch.from_numpy(bound.output.copy()).to(history.device)
 
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         feeds = {"x": x.cpu().numpy(), "timestep": timestep.cpu().numpy(), "cond": cond.cpu().numpy()}
         return torch.from_numpy(self._denoiser.run(None, feeds)[0]).to(x.device)
 
-    def _bind(self, x: np.ndarray, cond: np.ndarray) -> _BoundDenoiser:
-        from onnxruntime import OrtValue
-
-        buffers = {"x": np.zeros_like(x), "timestep": np.zeros((), np.int64), "cond": np.zeros_like(cond)}
-        output = np.zeros_like(x)
-        binding = self._denoiser.io_binding()
-        # OrtValues over the arrays' own memory: writing into the arrays is the next run's input.
-        for name, array in buffers.items():
-            binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
-        binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(output))
-        self._bound[len(x)] = _BoundDenoiser(binding, **buffers, output=output)
-        return self._bound[len(x)]
-
     def denoise_ddim(self, x: Tensor, cond: Tensor, schedule: DdimSchedule) -> Tensor:
-        sample, condition = x.cpu().numpy(), cond.cpu().numpy()
-        bound = self._bound.get(len(sample)) or self._bind(sample, condition)
-        np.copyto(bound.x, sample)
-        np.copyto(bound.cond, condition)
+        sample = x.cpu().numpy()
+        bound = self._buffers("denoiser", {"x": sample, "timestep": np.zeros((), np.int64), "cond": cond.cpu().numpy()},
+                              sample.shape)
+        inputs = bound.inputs
+        np.copyto(inputs["x"], sample)
+        np.copyto(inputs["cond"], cond.cpu().numpy())
         for step in schedule.steps:
-            bound.timestep[()] = step.timestep
+            inputs["timestep"][()] = step.timestep
             self._denoiser.run_with_iobinding(bound.binding)
-            previous, original = step(bound.output, bound.x)
-            np.copyto(bound.x, previous)
+            previous, original = step(bound.output, inputs["x"])
+            np.copyto(inputs["x"], previous)
         return torch.from_numpy(original.copy()).to(x.device)  # original may be the bound output itself
 
 
