@@ -112,6 +112,42 @@ def test_the_denoiser_export_runs_its_convolutions_in_2d_and_the_group_norm_affi
     assert convolutions and "BatchNormalization" in kinds and "Softplus" not in kinds, kinds
     for node in convolutions:
         assert len(next(a for a in node.attribute if a.name == "strides").ints) == 2, node.name
+    splits = {output for node in export.graph.node if node.op_type == "Split" for output in node.output}
+    assert splits and not any(node.op_type == "Mul" and set(node.input) & splits for node in export.graph.node), \
+        "every FiLM is one BatchNormalization"
+
+
+def test_the_film_rewrite_computes_scale_times_h_plus_bias() -> None:
+    """``onnx_ops.film_as_batch_norm`` on a FiLM graph (a linear's output split into scale and bias, each
+    (N, C, 1), against h (N, C, L)), run in ONNX Runtime before and after, for two batch sizes."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from fastpolicy_invdyn_ros.core.onnx_ops import film_as_batch_norm
+
+    channels, length = 4, 5
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["film", "last"], ["film_3d"]),
+         helper.make_node("Split", ["film_3d"], ["scale", "bias"], axis=1, num_outputs=2),
+         helper.make_node("Mul", ["scale", "h"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "bias"], ["output"])],
+        "film", [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["n", channels, length]),
+                 helper.make_tensor_value_info("film", TensorProto.FLOAT, ["n", 2 * channels])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", channels, length])],
+        [numpy_helper.from_array(np.array([-1], np.int64), "last")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    before = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert film_as_batch_norm(model) == 1
+    onnx.checker.check_model(model)
+    assert "Mul" not in {node.op_type for node in model.graph.node}
+    after = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n in (1, 3):
+        feeds = {"h": rng.standard_normal((n, channels, length), np.float32),
+                 "film": rng.standard_normal((n, 2 * channels), np.float32)}
+        expected = feeds["film"][:, :channels, None] * feeds["h"] + feeds["film"][:, channels:, None]
+        assert np.allclose(before.run(None, feeds)[0], expected, atol=1e-6)
+        assert np.allclose(after.run(None, feeds)[0], expected, atol=1e-6)
 
 
 def test_a_stale_export_is_refused_and_auto_says_why_it_uses_pytorch(tiny_exports, tmp_path: Path) -> None:

@@ -13,14 +13,20 @@ samples, one thread, on the 2-core CPU:
   epsilon 0: exactly weight * x + bias) instead of Mul and Add broadcast over time, which ONNX Runtime runs
   one short row at a time (1.9 -> 1.7 ms).
 
+and one rewrite of the exported graph, ``film_as_batch_norm``: FiLM's ``scale * h + bias`` (per sample and
+channel, broadcast over time) as one ``BatchNormalization`` over h seen as (1, N * C, L), for the same reason.
+
 Imported only to export, so running exports needs no onnxscript.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import onnx
 import onnxscript
 import torch
+from onnx import helper, numpy_helper
 from onnxscript import FLOAT
 from onnxscript import opset18 as op
 
@@ -84,3 +90,48 @@ TRANSLATIONS = {torch.ops.aten.mish.default: mish, torch.ops.aten.conv1d.default
                 torch.ops.aten.conv_transpose1d.default: conv_transpose1d,
                 torch.ops.aten.group_norm.default: group_norm}
 """What ``torch.onnx.export(..., custom_translation_table=...)`` takes."""
+
+
+def film_as_batch_norm(model: onnx.ModelProto) -> int:
+    """Rewrite in place each ``Add(Mul(scale, h), bias)`` whose scale and bias are the two outputs of one Split
+    (FiLM: ``scale, bias = film(cond).unsqueeze(-1).chunk(2, dim=1)``, each (N, C, 1), against h (N, C, L)) into
+    a BatchNormalization over h reshaped to (1, N * C, L) with the flattened scale and bias, mean 0, variance 1
+    and epsilon 0: scale * h + bias, one pass over h. Returns how many were rewritten."""
+    graph = model.graph
+    producer = {output: node for node in graph.node for output in node.output}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    shapes = {"film_flat": [-1], "film_rows": [1, -1, 0]}  # 0: the time axis kept
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    dropped: set[int] = set()
+    for index, add in enumerate(graph.node):
+        mul = producer.get(add.input[0]) if add.op_type == "Add" else None
+        if mul is None or mul.op_type != "Mul" or uses.get(mul.output[0]) != 1:
+            continue
+        split = producer.get(mul.input[0])
+        if split is None or split.op_type != "Split" or list(split.output) != [mul.input[0], add.input[1]]:
+            continue
+        h, scale, bias, name = mul.input[1], split.output[0], split.output[1], add.output[0]
+        replaced[index] = [
+            helper.make_node("Reshape", [h, "film_rows"], [f"{name}_rows"]),
+            helper.make_node("Reshape", [scale, "film_flat"], [f"{name}_scale"]),
+            helper.make_node("Reshape", [bias, "film_flat"], [f"{name}_bias"]),
+            helper.make_node("Shape", [f"{name}_scale"], [f"{name}_count"]),
+            *(helper.make_node("ConstantOfShape", [f"{name}_count"], [f"{name}_{what}"],
+                               value=numpy_helper.from_array(np.array([value], np.float32)))
+              for what, value in (("mean", 0.0), ("variance", 1.0))),
+            helper.make_node("BatchNormalization", [f"{name}_rows", f"{name}_scale", f"{name}_bias", f"{name}_mean",
+                                                    f"{name}_variance"], [f"{name}_normalized"], epsilon=0.0),
+            helper.make_node("Shape", [h], [f"{name}_shape"]),
+            helper.make_node("Reshape", [f"{name}_normalized", f"{name}_shape"], [name]),
+        ]
+        dropped.add(next(i for i, node in enumerate(graph.node) if node is mul))
+    if replaced:
+        nodes = [new for index, node in enumerate(graph.node) if index not in dropped
+                 for new in replaced.get(index, [node])]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(numpy_helper.from_array(np.array(value, np.int64), key) for key, value in shapes.items())
+    return len(replaced)

@@ -168,7 +168,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -> list[Path]:
     """Export a loaded model's graphs next to its checkpoint, each stamped with the checkpoint's identity."""
-    from .onnx_ops import TRANSLATIONS  # onnxscript: needed to export, not to run an export
+    from .onnx_ops import TRANSLATIONS, film_as_batch_norm  # onnxscript: needed to export, not to run an export
 
     identity = checkpoint_identity(checkpoint)
     written = []
@@ -181,8 +181,10 @@ def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -
                                         custom_translation_table=TRANSLATIONS, verbose=False)
         program.model.metadata_props[IDENTITY_KEY] = identity
         program.model.metadata_props["fastpolicy.graph"] = name
+        proto = program.model_proto
+        film_as_batch_norm(proto)
         with atomic_file(path) as handle:
-            handle.write(program.model_proto.SerializeToString())
+            handle.write(proto.SerializeToString())
         written.append(path)
     return written
 
