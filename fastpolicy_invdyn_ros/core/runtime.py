@@ -7,7 +7,8 @@ pay. ``export_checkpoint`` writes, next to a checkpoint (``export_onnx``):
   recent states and N raw next states, the temperature and the standard normal noise in; the raw mean
   action out), so ``temperature`` stays live and a sampled action is checkable against PyTorch;
 * a planner checkpoint ``X.pth``: ``X.condition.onnx`` (the condition encoder) and ``X.denoiser.onnx``
-  (the U-Net); the DDIM loop stays in ``planner.DiffusionPlanner.sample`` with the diffusers scheduler.
+  (the U-Net); the DDIM loop stays in ``planner.DiffusionPlanner.sample`` with the diffusers scheduler's
+  update (``planner.DdimStep``), run in NumPy on buffers bound to the denoiser (``OnnxPlannerNetworks``).
 
 Each file carries the SHA-256 of its checkpoint (``checkpoint.checkpoint_identity``) in its metadata,
 and one made from another checkpoint is refused. Loading (``load_action_step``,
