@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from fastpolicy_invdyn_ros.core.actions import InvDynTick, TorchActionStep
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner, read_checkpoint, save_checkpoint
 from fastpolicy_invdyn_ros.core.normalization import Normalizer
+from fastpolicy_invdyn_ros.core.planner import shift_plan
 from fastpolicy_invdyn_ros.core.planning import Planning, PlanningConfig, PlanRequest
 from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.core.runtime import (PARITY_TOLERANCE, ExportError, OnnxActionStep, OnnxPlannerNetworks,
@@ -50,7 +51,8 @@ def test_the_inverse_dynamics_export_computes_what_pytorch_does_also_sampling_at
             assert (sampled - mean).abs().max() > 1e-3, "the noise input is used at temperature > 0"
             # The tick's own call (bound buffers) at temperature 0 is the mean, as in PyTorch.
             expected_mean = TorchActionStep(model)(history[0].numpy(), next_states[0].numpy(), 0.0)
-            assert np.abs(step(history[0].numpy(), next_states[0].numpy(), 0.0) - expected_mean).max() < PARITY_TOLERANCE
+            tick_mean = step(history[0].numpy(), next_states[0].numpy(), 0.0)
+            assert np.abs(tick_mean - expected_mean).max() < PARITY_TOLERANCE
 
 
 def test_the_planner_exports_compute_what_pytorch_does_and_plan_the_same(tiny_exports) -> None:
@@ -93,12 +95,13 @@ def test_the_bound_ddim_loop_plans_what_plain_session_runs_plan(tiny_exports) ->
             cond = torch.randn(samples, c.cond_dim, generator=generator)
             if warm:  # as sample passes one condition row: expanded to the samples, a stride of 0
                 cond = cond[:1].expand(samples, -1)
-            plain = x
+            prior = shift_plan(x, 1) if warm else None  # a warm start's previous plan
+            plain = x if prior is None else scheduler.add_noise(prior, x, torch.tensor([schedule.steps[0].timestep]))
             for step in schedule.steps:
                 expected = scheduler.step(networks.denoise(plain, torch.tensor(step.timestep), cond), step.timestep,
                                           plain)
                 plain = expected.prev_sample
-            bound = networks.denoise_ddim(x, cond, schedule)
+            bound = networks.denoise_ddim(x, cond, schedule, prior)
             assert torch.equal(bound, expected.pred_original_sample)
             plans.append((bound, bound.clone()))
     assert all(torch.equal(plan, copy) for plan, copy in plans)

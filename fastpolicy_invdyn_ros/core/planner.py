@@ -306,8 +306,9 @@ class PlannerNetworks(Protocol):
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         """(N, H, S) noisy plans, a 0-d timestep and (N, cond_dim) conditions -> (N, H, S)."""
 
-    def denoise_ddim(self, x: Tensor, cond: Tensor, schedule: DdimSchedule) -> Tensor:
-        """(N, H, S) noisy plans through ``schedule``'s steps -> the last step's clean-plan estimate x0."""
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        """(N, H, S) standard normal noise, or with ``prior`` (N, H, S) a warm start's previous plan noised to the first
+        step (``schedule.add_noise``), through ``schedule``'s steps -> the last step's clean-plan estimate x0."""
 
 
 class DiffusionPlanner(nn.Module):
@@ -365,7 +366,8 @@ class DiffusionPlanner(nn.Module):
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         return self.unet(x, timestep, cond)
 
-    def denoise_ddim(self, x: Tensor, cond: Tensor, schedule: DdimSchedule) -> Tensor:
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        x = noise if prior is None else schedule.add_noise(prior, noise)
         timesteps = torch.tensor([step.timestep for step in schedule.steps], device=x.device)  # one copy per call
         for step, timestep in zip(schedule.steps, timesteps):
             x, original = step(self.unet(x, timestep, cond), x)
@@ -437,9 +439,8 @@ class DiffusionPlanner(nn.Module):
         prior = None if warm_start is None else self._expand_warm_start(warm_start, batch, num_samples).reshape(shape)
         if sampler == "ddim":  # DDIMScheduler.step's update with its scalars (DdimStep): in the networks' runtime
             schedule = self._ddim_schedule(num_inference_steps, warm=prior is not None)
-            if prior is not None:
-                x = schedule.add_noise(prior, x)
-            return networks.denoise_ddim(x, cond, schedule).reshape(batch, num_samples, c.horizon, c.state_dim)
+            plans = networks.denoise_ddim(x, cond, schedule, prior)
+            return plans.reshape(batch, num_samples, c.horizon, c.state_dim)
 
         scheduler, timesteps = self._schedule(sampler, num_inference_steps)
         if prior is not None:

@@ -349,8 +349,10 @@ class OnnxPlannerNetworks:
         feeds = {"x": x.cpu().numpy(), "timestep": timestep.cpu().numpy(), "cond": cond.cpu().numpy()}
         return torch.from_numpy(self._denoiser.run(None, feeds)[0]).to(x.device)
 
-    def denoise_ddim(self, x: Tensor, cond: Tensor, schedule: DdimSchedule) -> Tensor:
-        sample = x.cpu().numpy()
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        sample = noise.cpu().numpy()
+        if prior is not None:
+            sample = schedule.add_noise(prior.cpu().numpy(), sample)
         bound = self._buffers("denoiser", {"x": sample, "timestep": np.zeros((), np.int64), "cond": cond.cpu().numpy()},
                               sample.shape)
         inputs = bound.inputs
@@ -361,7 +363,7 @@ class OnnxPlannerNetworks:
             self._denoiser.run_with_iobinding(bound.binding)
             previous, original = step(bound.output, inputs["x"])
             np.copyto(inputs["x"], previous)
-        return torch.from_numpy(original.copy()).to(x.device)  # original may be the bound output itself
+        return torch.from_numpy(original.copy()).to(noise.device)  # original may be the bound output itself
 
 
 # ---- choosing ------------------------------------------------------------------------------------------
