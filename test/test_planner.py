@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,6 +86,58 @@ def test_warm_start_runs_the_tail_of_the_schedule():
     timesteps.clear()
     planner.sample(history, goal, num_samples=2, num_inference_steps=10, warm_start=shift_plan(plan, 1), sampler="ddpm")
     assert timesteps == [49, 39, 29, 19, 9]
+
+
+@pytest.mark.parametrize("prediction_type", ["sample", "epsilon"])
+def test_the_ddim_update_is_the_diffusers_schedulers_step_in_torch_and_numpy(prediction_type):
+    """``DdimStep`` (what ``sample`` runs, in either runtime) against ``DDIMScheduler.step`` itself, every step of
+    cold and warm schedules (the last one ends at alpha 1), and the warm start's noising against ``add_noise``."""
+    planner = DiffusionPlanner(small_config(prediction_type=prediction_type))
+    scheduler = planner._schedulers["ddim"]
+    generator = torch.Generator().manual_seed(0)
+    for steps in (1, 4, 5, 10):
+        for warm in (False, True):
+            schedule = planner._ddim_schedule(steps, warm)
+            assert [step.timestep for step in schedule.steps] == (
+                planner._warm_tail(scheduler.timesteps.tolist()) if warm else scheduler.timesteps.tolist())
+            for step in schedule.steps:
+                output, sample = torch.randn(2, 3, H, S, generator=generator).unbind(0)
+                expected = scheduler.step(output, step.timestep, sample)
+                for got in (step(output, sample), step(output.numpy(), sample.numpy())):
+                    assert np.array_equal(np.asarray(got[0]), expected.prev_sample.numpy())
+                    assert np.array_equal(np.asarray(got[1]), expected.pred_original_sample.numpy())
+            prior, noise = torch.randn(2, 3, H, S, generator=generator).unbind(0)
+            expected = scheduler.add_noise(prior, noise, torch.tensor([schedule.steps[0].timestep]))
+            assert torch.equal(schedule.add_noise(prior, noise), expected)
+            assert np.array_equal(schedule.add_noise(prior.numpy(), noise.numpy()), expected.numpy())
+
+
+def test_ddim_plans_are_those_of_the_diffusers_loop():
+    """``sample`` with DDIM, cold and warm, equals the loop it replaced: the network, then ``DDIMScheduler.step``."""
+    planner = DiffusionPlanner(small_config())
+    scheduler = planner._schedulers["ddim"]
+    history, goal = condition(batch=2)
+
+    def diffusers_loop(warm_start: torch.Tensor | None, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        cond = planner.encode_condition(history, goal).repeat_interleave(3, dim=0)
+        x = torch.randn(6, H, S, generator=generator)
+        scheduler.set_timesteps(5)
+        timesteps = scheduler.timesteps.tolist()
+        if warm_start is not None:
+            timesteps = timesteps[-2:]  # round(0.5 * 5)
+            x = scheduler.add_noise(warm_start.reshape(6, H, S), x, torch.tensor([timesteps[0]]))
+        for t in timesteps:
+            step = scheduler.step(planner.denoise(x, torch.tensor(t), cond), t, x)
+            x = step.prev_sample
+        return step.pred_original_sample.reshape(2, 3, H, S)
+
+    with torch.inference_mode():
+        cold = planner.sample(history, goal, 3, 5, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(cold, diffusers_loop(None, 1))
+        warm = planner.sample(history, goal, 3, 5, warm_start=shift_plan(cold, 1),
+                              generator=torch.Generator().manual_seed(2))
+        assert torch.equal(warm, diffusers_loop(shift_plan(cold, 1), 2))
 
 
 def test_ddpm_sampler_runs_all_training_steps():

@@ -90,6 +90,8 @@ def test_a_chosen_sample_is_executed_and_the_next_plan_warm_starts_from_it(defau
     second = policy.plan
     assert second is not first and first.chosen is not None and second.chosen is not None
     torch.testing.assert_close(first.executed, first.states[first.chosen : first.chosen + 1])
+    # What the tick reads, in NumPy: the executed rows.
+    assert np.array_equal(first.executed_states, first.executed.numpy())
     # Warm started from the executed sample alone: the new samples agree more with it than the first ones did.
     elapsed = second.origin_tick - first.origin_tick
     ahead = first.states[first.chosen, elapsed:]

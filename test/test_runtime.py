@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from fastpolicy_invdyn_ros.core.actions import InvDynTick, TorchActionStep
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner, read_checkpoint, save_checkpoint
 from fastpolicy_invdyn_ros.core.normalization import Normalizer
+from fastpolicy_invdyn_ros.core.planner import shift_plan
 from fastpolicy_invdyn_ros.core.planning import Planning, PlanningConfig, PlanRequest
 from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.core.runtime import (PARITY_TOLERANCE, ExportError, OnnxActionStep, OnnxPlannerNetworks,
@@ -49,8 +50,9 @@ def test_the_inverse_dynamics_export_computes_what_pytorch_does_also_sampling_at
             sampled, mean = tick(**inputs), tick(**{**inputs, "temperature": torch.tensor(0.0)})
             assert (sampled - mean).abs().max() > 1e-3, "the noise input is used at temperature > 0"
             # The tick's own call (bound buffers) at temperature 0 is the mean, as in PyTorch.
-            expected_mean = TorchActionStep(model)(history[0].numpy(), next_states[0], 0.0)
-            assert np.abs(step(history[0].numpy(), next_states[0], 0.0) - expected_mean).max() < PARITY_TOLERANCE
+            expected_mean = TorchActionStep(model)(history[0].numpy(), next_states[0].numpy(), 0.0)
+            tick_mean = step(history[0].numpy(), next_states[0].numpy(), 0.0)
+            assert np.abs(tick_mean - expected_mean).max() < PARITY_TOLERANCE
 
 
 def test_the_planner_exports_compute_what_pytorch_does_and_plan_the_same(tiny_exports) -> None:
@@ -74,6 +76,81 @@ def test_the_planner_exports_compute_what_pytorch_does_and_plan_the_same(tiny_ex
         in_torch, in_onnx = Planning(planner)(request), Planning(planner, networks)(request)
     assert in_torch.chosen == in_onnx.chosen
     assert (in_torch.states - in_onnx.states).abs().max() < 1e-3  # raw states after 5 DDIM steps
+
+
+def test_the_bound_ddim_loop_plans_what_plain_session_runs_plan(tiny_exports) -> None:
+    """``OnnxPlannerNetworks.denoise_ddim`` (buffers bound once per batch size, the update in NumPy) against the
+    same steps through ``denoise`` (a plain ``session.run`` per step) and ``DDIMScheduler.step``; the batch size
+    changing between plans rebinds, and a plan returned is not overwritten by the next."""
+    planner = load_planner(tiny_exports[PLANNER])
+    networks, _ = load_planner_networks(planner, tiny_exports[PLANNER], "onnxruntime")
+    c = planner.config
+    scheduler = planner._schedulers["ddim"]
+    generator = torch.Generator().manual_seed(5)
+    plans = []
+    with torch.inference_mode():
+        for samples, steps, warm in ((8, 5, True), (3, 4, False), (8, 5, False), (1, 1, True)):
+            schedule = planner._ddim_schedule(steps, warm)
+            x = torch.randn(samples, c.horizon, c.state_dim, generator=generator)
+            cond = torch.randn(samples, c.cond_dim, generator=generator)
+            if warm:  # as sample passes one condition row: expanded to the samples, a stride of 0
+                cond = cond[:1].expand(samples, -1)
+            prior = shift_plan(x, 1) if warm else None  # a warm start's previous plan
+            plain = x if prior is None else scheduler.add_noise(prior, x, torch.tensor([schedule.steps[0].timestep]))
+            for step in schedule.steps:
+                expected = scheduler.step(networks.denoise(plain, torch.tensor(step.timestep), cond), step.timestep,
+                                          plain)
+                plain = expected.prev_sample
+            bound = networks.denoise_ddim(x, cond, schedule, prior)
+            assert torch.equal(bound, expected.pred_original_sample)
+            plans.append((bound, bound.clone()))
+    assert all(torch.equal(plan, copy) for plan, copy in plans)
+
+
+def test_the_denoiser_export_runs_its_convolutions_in_2d_and_the_group_norm_affine_as_batch_norm(tiny_exports) -> None:
+    """``core/onnx_ops.py``'s translations are the ones used (the parity tests above check what they compute)."""
+    export = onnx.load(export_paths(tiny_exports[PLANNER])["denoiser"])
+    convolutions = [node for node in export.graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    kinds = {node.op_type for node in export.graph.node}
+    assert convolutions and "BatchNormalization" in kinds and "Softplus" not in kinds, kinds
+    for node in convolutions:
+        assert len(next(a for a in node.attribute if a.name == "strides").ints) == 2, node.name
+    splits = {output for node in export.graph.node if node.op_type == "Split" for output in node.output}
+    assert splits and not any(node.op_type == "Mul" and set(node.input) & splits for node in export.graph.node), \
+        "every FiLM is one BatchNormalization"
+
+
+def test_the_film_rewrite_computes_scale_times_h_plus_bias() -> None:
+    """``onnx_ops.film_as_batch_norm`` on a FiLM graph (a linear's output split into scale and bias, each
+    (N, C, 1), against h (N, C, L)), run in ONNX Runtime before and after, for two batch sizes."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from fastpolicy_invdyn_ros.core.onnx_ops import film_as_batch_norm
+
+    channels, length = 4, 5
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["film", "last"], ["film_3d"]),
+         helper.make_node("Split", ["film_3d"], ["scale", "bias"], axis=1, num_outputs=2),
+         helper.make_node("Mul", ["scale", "h"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "bias"], ["output"])],
+        "film", [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["n", channels, length]),
+                 helper.make_tensor_value_info("film", TensorProto.FLOAT, ["n", 2 * channels])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", channels, length])],
+        [numpy_helper.from_array(np.array([-1], np.int64), "last")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    before = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert film_as_batch_norm(model) == 1
+    onnx.checker.check_model(model)
+    assert "Mul" not in {node.op_type for node in model.graph.node}
+    after = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n in (1, 3):
+        feeds = {"h": rng.standard_normal((n, channels, length), np.float32),
+                 "film": rng.standard_normal((n, 2 * channels), np.float32)}
+        expected = feeds["film"][:, :channels, None] * feeds["h"] + feeds["film"][:, channels:, None]
+        assert np.allclose(before.run(None, feeds)[0], expected, atol=1e-6)
+        assert np.allclose(after.run(None, feeds)[0], expected, atol=1e-6)
 
 
 def test_a_stale_export_is_refused_and_auto_says_why_it_uses_pytorch(tiny_exports, tmp_path: Path) -> None:

@@ -37,10 +37,10 @@ class InvDynTick(nn.Module):
 
 
 class ActionStep(Protocol):
-    """The tick's inverse dynamics step: (L, S) raw recent states and (N, S) raw next states -> (A,) the raw
-    mean action; the array returned may be reused by the next call."""
+    """The tick's inverse dynamics step: (L, S) raw recent states and (N, S) raw next states, NumPy arrays ->
+    (A,) the raw mean action; the array returned may be reused by the next call."""
 
-    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray: ...
+    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray: ...
 
 
 class TorchActionStep:
@@ -48,10 +48,14 @@ class TorchActionStep:
 
     def __init__(self, model: InvDynamic) -> None:
         self._tick = InvDynTick(model)
+        self._device = next(model.parameters()).device
 
-    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
-        history_tensor = torch.from_numpy(history).to(next_states.device)
-        return self._tick(history_tensor[None], next_states[None], temperature)[0].cpu().numpy()
+    @torch.inference_mode()
+    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
+        def tensor(array: np.ndarray) -> Tensor:
+            return torch.from_numpy(array).to(self._device)[None]
+
+        return self._tick(tensor(history), tensor(next_states), temperature)[0].cpu().numpy()
 
 
 @dataclass

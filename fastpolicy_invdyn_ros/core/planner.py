@@ -9,9 +9,11 @@ and can warm start from the previous plan. Every tensor the planner sees is alre
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -237,6 +239,63 @@ class TemporalUNet1D(nn.Module):
         return self.final(h).transpose(1, 2)
 
 
+Array = TypeVar("Array", Tensor, np.ndarray)
+
+
+@dataclass(frozen=True)
+class DdimStep:
+    """One step of diffusers' ``DDIMScheduler.step`` as ``DiffusionPlanner.sample`` runs it (eta 0, no clipping or
+    thresholding), its scalars taken from the scheduler: the same float32 operations in the same order, on
+    tensors or NumPy arrays alike (``test_planner`` checks it equal to the scheduler's step)."""
+
+    timestep: int
+    sqrt_alpha: float
+    """alpha_prod_t ** 0.5"""
+    sqrt_beta: float
+    """(1 - alpha_prod_t) ** 0.5"""
+    sqrt_alpha_prev: float
+    """alpha_prod_t_prev ** 0.5 (the previous timestep's; 1 after the last step)"""
+    direction: float
+    """(1 - alpha_prod_t_prev) ** 0.5, the weight of the predicted noise"""
+    prediction_type: str
+
+    def __call__(self, model_output: Array, sample: Array) -> tuple[Array, Array]:
+        """(the previous sample, the predicted clean sample x0) from the network's output at ``sample``."""
+        if self.prediction_type == "sample":
+            original = model_output
+            epsilon = (sample - self.sqrt_alpha * original) / self.sqrt_beta
+        else:
+            original = (sample - self.sqrt_beta * model_output) / self.sqrt_alpha
+            epsilon = model_output
+        return self.sqrt_alpha_prev * original + self.direction * epsilon, original
+
+
+@dataclass(frozen=True)
+class DdimSchedule:
+    """The DDIM steps of one plan and, for a warm start, the forward noising to its first timestep
+    (``DDIMScheduler.add_noise``: sqrt(alpha_prod_t) * prior + sqrt(1 - alpha_prod_t) * noise)."""
+
+    steps: tuple[DdimStep, ...]
+    noise_scales: tuple[float, float]
+    """(sqrt(alpha_prod_t), sqrt(1 - alpha_prod_t)) of the first step's timestep."""
+
+    @classmethod
+    def of(cls, scheduler: DDIMScheduler, timesteps: Sequence[int]) -> DdimSchedule:
+        """The steps over ``timesteps`` (a tail of the scheduler's, whose ``set_timesteps`` is done)."""
+        alphas, stride = scheduler.alphas_cumprod, scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+        steps = []
+        for t in timesteps:
+            alpha = alphas[t]
+            alpha_prev = alphas[t - stride] if t - stride >= 0 else scheduler.final_alpha_cumprod
+            steps.append(DdimStep(int(t), float(alpha ** 0.5), float((1 - alpha) ** 0.5), float(alpha_prev ** 0.5),
+                                  float((1 - alpha_prev - 0.0) ** 0.5), scheduler.config.prediction_type))
+        first = alphas[timesteps[0]]
+        return cls(tuple(steps), (float(first ** 0.5), float((1 - first) ** 0.5)))
+
+    def add_noise(self, prior: Array, noise: Array) -> Array:
+        return self.noise_scales[0] * prior + self.noise_scales[1] * noise
+
+
 class PlannerNetworks(Protocol):
     """The planner's two networks as ``DiffusionPlanner.sample`` calls them: PyTorch's (the planner itself) or
     an export of them in another runtime (``runtime``)."""
@@ -246,6 +305,10 @@ class PlannerNetworks(Protocol):
 
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         """(N, H, S) noisy plans, a 0-d timestep and (N, cond_dim) conditions -> (N, H, S)."""
+
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        """(N, H, S) standard normal noise, or with ``prior`` (N, H, S) a warm start's previous plan noised to the first
+        step (``schedule.add_noise``), through ``schedule``'s steps -> the last step's clean-plan estimate x0."""
 
 
 class DiffusionPlanner(nn.Module):
@@ -268,6 +331,7 @@ class DiffusionPlanner(nn.Module):
             "ddim": DDIMScheduler(**scheduler_kwargs, timestep_spacing="trailing"),
             "ddpm": DDPMScheduler(**scheduler_kwargs, timestep_spacing="trailing"),
         }
+        self._ddim_schedules: dict[tuple[int, bool], DdimSchedule] = {}
 
     def _check_condition(self, history: Tensor, goal: Tensor | None) -> None:
         c = self.config
@@ -301,6 +365,25 @@ class DiffusionPlanner(nn.Module):
 
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         return self.unet(x, timestep, cond)
+
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        x = noise if prior is None else schedule.add_noise(prior, noise)
+        timesteps = torch.tensor([step.timestep for step in schedule.steps], device=x.device)  # one copy per call
+        for step, timestep in zip(schedule.steps, timesteps):
+            x, original = step(self.unet(x, timestep, cond), x)
+        return original
+
+    def _ddim_schedule(self, num_inference_steps: int, warm: bool) -> DdimSchedule:
+        """The DDIM steps of an N-step cold start, or of a warm start (its last round(strength * N)), made once."""
+        key = (num_inference_steps, warm)
+        if key not in self._ddim_schedules:
+            scheduler, timesteps = self._schedule("ddim", num_inference_steps)
+            self._ddim_schedules[key] = DdimSchedule.of(scheduler, self._warm_tail(timesteps) if warm else timesteps)
+        return self._ddim_schedules[key]
+
+    def _warm_tail(self, timesteps: list[int]) -> list[int]:
+        """What a warm start runs of an N-step schedule: its last k = max(1, round(warm_start_strength * N))."""
+        return timesteps[-max(1, round(self.config.warm_start_strength * len(timesteps))):]
 
     def _schedule(self, sampler: str, num_inference_steps: int) -> tuple[DDIMScheduler | DDPMScheduler, list[int]]:
         """The sampler's scheduler set to N steps (re-set only when N changes) and its timesteps."""
@@ -348,16 +431,21 @@ class DiffusionPlanner(nn.Module):
 
         batch = history.shape[0]
         shape = (batch * num_samples, c.horizon, c.state_dim)
-        scheduler, timesteps = self._schedule(sampler, num_inference_steps)
         # The condition is the same for all samples of one row: encode B rows, then repeat.
         networks = self if networks is None else networks
-        cond = networks.encode_condition(history, goal).repeat_interleave(num_samples, dim=0)
+        cond = networks.encode_condition(history, goal)
+        cond = cond.expand(num_samples, -1) if batch == 1 else cond.repeat_interleave(num_samples, dim=0)  # a view
         x = torch.randn(shape, generator=generator, device=history.device, dtype=history.dtype)
-        if warm_start is not None:
-            timesteps = timesteps[-max(1, round(c.warm_start_strength * num_inference_steps)):]
-            prior = self._expand_warm_start(warm_start, batch, num_samples).reshape(shape)
-            x = scheduler.add_noise(prior, x, torch.tensor([timesteps[0]]))
+        prior = None if warm_start is None else self._expand_warm_start(warm_start, batch, num_samples).reshape(shape)
+        if sampler == "ddim":  # DDIMScheduler.step's update with its scalars (DdimStep): in the networks' runtime
+            schedule = self._ddim_schedule(num_inference_steps, warm=prior is not None)
+            plans = networks.denoise_ddim(x, cond, schedule, prior)
+            return plans.reshape(batch, num_samples, c.horizon, c.state_dim)
 
+        scheduler, timesteps = self._schedule(sampler, num_inference_steps)
+        if prior is not None:
+            timesteps = self._warm_tail(timesteps)
+            x = scheduler.add_noise(prior, x, torch.tensor([timesteps[0]]))
         timestep_tensors = torch.tensor(timesteps, device=x.device)  # one host-to-device copy per call
         for t, t_tensor in zip(timesteps, timestep_tensors):
             model_output = networks.denoise(x, t_tensor, cond)

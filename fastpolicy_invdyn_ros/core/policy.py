@@ -219,7 +219,6 @@ class Policy:
         self.plan_ahead(goal)
         return command
 
-    @torch.inference_mode()
     def act(self, state: np.ndarray, goal: np.ndarray | None) -> np.ndarray:
         """The part of a tick the command waits for: (A,) from the plan at hand, smoothed and clamped.
 
@@ -257,16 +256,15 @@ class Policy:
             if age >= self.horizon:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
-            action = self._action_step(self._history[-self.invdyn.config.seq_length:], plan.executed[:, age],
+            action = self._action_step(self._history[-self.invdyn.config.seq_length:], plan.executed_states[:, age],
                                        temperature)
-            if not np.all(np.isfinite(action)):
+            if not np.isfinite(action).all():
                 return self.safe_action("inverse dynamics output is not finite")
             self.status = TickStatus(True, "", age, plan.seconds)
             return self.smoother(action).copy()
         except Exception as exc:  # noqa: BLE001 - the tick must always end in a command
             return self.safe_action(f"{type(exc).__name__}: {exc}")
 
-    @torch.inference_mode()
     def plan_ahead(self, goal: np.ndarray | None) -> None:
         """With a background planner: take the plans it finished, and ask for the next one from the
         state the last ``act`` took when one is due (also a retry after a failed attempt). Its

@@ -7,7 +7,8 @@ pay. ``export_checkpoint`` writes, next to a checkpoint (``export_onnx``):
   recent states and N raw next states, the temperature and the standard normal noise in; the raw mean
   action out), so ``temperature`` stays live and a sampled action is checkable against PyTorch;
 * a planner checkpoint ``X.pth``: ``X.condition.onnx`` (the condition encoder) and ``X.denoiser.onnx``
-  (the U-Net); the DDIM loop stays in ``planner.DiffusionPlanner.sample`` with the diffusers scheduler.
+  (the U-Net); the DDIM loop stays in ``planner.DiffusionPlanner.sample`` with the diffusers scheduler's
+  update (``planner.DdimStep``), run in NumPy on buffers bound to the denoiser (``OnnxPlannerNetworks``).
 
 Each file carries the SHA-256 of its checkpoint (``checkpoint.checkpoint_identity``) in its metadata,
 and one made from another checkpoint is refused. Loading (``load_action_step``,
@@ -36,7 +37,7 @@ from .checkpoint import checkpoint_identity, load_invdyn, load_planner, read_che
 from .errors import InputError
 from .files import atomic_file
 from .invdyn import InvDynamic
-from .planner import DiffusionPlanner, PlannerNetworks
+from .planner import DdimSchedule, DiffusionPlanner, PlannerNetworks
 from .settings import check, setting
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -168,7 +169,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -> list[Path]:
     """Export a loaded model's graphs next to its checkpoint, each stamped with the checkpoint's identity."""
-    from .onnx_ops import TRANSLATIONS  # onnxscript: needed to export, not to run an export
+    from .onnx_ops import TRANSLATIONS, film_as_batch_norm  # onnxscript: needed to export, not to run an export
 
     identity = checkpoint_identity(checkpoint)
     written = []
@@ -181,8 +182,10 @@ def export_model(model: InvDynamic | DiffusionPlanner, checkpoint: str | Path) -
                                         custom_translation_table=TRANSLATIONS, verbose=False)
         program.model.metadata_props[IDENTITY_KEY] = identity
         program.model.metadata_props["fastpolicy.graph"] = name
+        proto = program.model_proto
+        film_as_batch_norm(proto)
         with atomic_file(path) as handle:
-            handle.write(program.model_proto.SerializeToString())
+            handle.write(proto.SerializeToString())
         written.append(path)
     return written
 
@@ -234,6 +237,21 @@ def open_export(path: Path, identity: str, device: torch.device) -> Any:
     return session
 
 
+def bind(session: Any, inputs: dict[str, np.ndarray], output: np.ndarray) -> Any:
+    """An IO binding of ``session``'s inputs (those it has of ``inputs``) and its output to OrtValues over the
+    arrays' own memory: writing into the arrays is the next ``run_with_iobinding``'s input, which writes
+    ``output``; no array or ONNX value is made per run."""
+    from onnxruntime import OrtValue
+
+    names = {node.name for node in session.get_inputs()}
+    binding = session.io_binding()
+    for name, array in inputs.items():
+        if name in names:
+            binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
+    binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(output))
+    return binding
+
+
 # ---- the tick's inverse dynamics step ------------------------------------------------------------------
 @dataclass
 class _Bound:
@@ -259,26 +277,18 @@ class OnnxActionStep:
         self._rng = np.random.default_rng()
 
     def _bind(self, samples: int) -> _Bound:
-        from onnxruntime import OrtValue
-
         seq_length, state_dim, action_dim = self._shape
         buffers = {"history": np.zeros((1, seq_length, state_dim), np.float32),
                    "next_states": np.zeros((1, samples, state_dim), np.float32),
                    "temperature": np.zeros((), np.float32), "noise": np.zeros((1, samples, action_dim), np.float32)}
         action = np.zeros((1, action_dim), np.float32)
-        binding = self._session.io_binding()
-        # OrtValues over the arrays' own memory: writing into the arrays is the next run's input.
-        for name, array in buffers.items():
-            if name in self._names:
-                binding.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(array))
-        binding.bind_ortvalue_output("output", OrtValue.ortvalue_from_numpy(action))
-        self._bound[samples] = _Bound(binding, **buffers, action=action)
+        self._bound[samples] = _Bound(bind(self._session, buffers, action), **buffers, action=action)
         return self._bound[samples]
 
-    def __call__(self, history: np.ndarray, next_states: Tensor, temperature: float) -> np.ndarray:
+    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
         bound = self._bound.get(len(next_states)) or self._bind(len(next_states))
         np.copyto(bound.history[0], history)
-        np.copyto(bound.next_states[0], next_states.cpu().numpy())
+        np.copyto(bound.next_states[0], next_states)
         bound.temperature[()] = temperature
         if temperature:
             self._rng.standard_normal(out=bound.noise, dtype=np.float32)
@@ -292,21 +302,68 @@ class OnnxActionStep:
 
 
 # ---- the planner's networks ----------------------------------------------------------------------------
+@dataclass
+class _BoundArrays:
+    """A session's IO binding and the arrays bound to its inputs (by name) and output, for one batch size."""
+
+    binding: Any
+    inputs: dict[str, np.ndarray]
+    output: np.ndarray
+
+    @classmethod
+    def of(cls, session: Any, inputs: dict[str, np.ndarray], output: np.ndarray) -> _BoundArrays:
+        return cls(bind(session, inputs, output), inputs, output)
+
+
 class OnnxPlannerNetworks:
-    """``planner.PlannerNetworks`` in ONNX Runtime (once per plan step, not per tick: plain runs)."""
+    """``planner.PlannerNetworks`` in ONNX Runtime, on buffers bound to each graph once per batch size (IO
+    binding). A plan's DDIM loop (``denoise_ddim``) runs in NumPy: each step writes the timestep and the sample
+    in place, runs, and updates the sample from the bound output (``planner.DdimStep``)."""
 
     def __init__(self, condition: Any, denoiser: Any) -> None:
         self._condition, self._denoiser = condition, denoiser
+        self._cond_dim = condition.get_outputs()[0].shape[-1]
+        self._bound: dict[tuple[str, int], _BoundArrays] = {}
+
+    def _buffers(self, graph: str, inputs: dict[str, np.ndarray], output_shape: tuple[int, ...]) -> _BoundArrays:
+        """The arrays bound to ``graph`` for the batch of ``inputs`` (bound on first use, shaped like them)."""
+        key = (graph, output_shape[0])
+        if key not in self._bound:
+            session = self._condition if graph == "condition" else self._denoiser
+            # C order whatever the inputs' strides (a condition expanded to the samples has a stride of 0).
+            buffers = {name: np.zeros(array.shape, array.dtype) for name, array in inputs.items()}
+            self._bound[key] = _BoundArrays.of(session, buffers, np.zeros(output_shape, np.float32))
+        return self._bound[key]
 
     def encode_condition(self, history: Tensor, goal: Tensor | None) -> Tensor:
-        feeds = {"history": history.cpu().numpy()}
+        inputs = {"history": history.cpu().numpy()}
         if goal is not None:
-            feeds["goal"] = goal.cpu().numpy()
-        return torch.from_numpy(self._condition.run(None, feeds)[0]).to(history.device)
+            inputs["goal"] = goal.cpu().numpy()
+        bound = self._buffers("condition", inputs, (len(history), self._cond_dim))
+        for name, array in inputs.items():
+            np.copyto(bound.inputs[name], array)
+        self._condition.run_with_iobinding(bound.binding)
+        return torch.from_numpy(bound.output.copy()).to(history.device)
 
     def denoise(self, x: Tensor, timestep: Tensor, cond: Tensor) -> Tensor:
         feeds = {"x": x.cpu().numpy(), "timestep": timestep.cpu().numpy(), "cond": cond.cpu().numpy()}
         return torch.from_numpy(self._denoiser.run(None, feeds)[0]).to(x.device)
+
+    def denoise_ddim(self, noise: Tensor, cond: Tensor, schedule: DdimSchedule, prior: Tensor | None = None) -> Tensor:
+        sample = noise.cpu().numpy()
+        if prior is not None:
+            sample = schedule.add_noise(prior.cpu().numpy(), sample)
+        bound = self._buffers("denoiser", {"x": sample, "timestep": np.zeros((), np.int64), "cond": cond.cpu().numpy()},
+                              sample.shape)
+        inputs = bound.inputs
+        np.copyto(inputs["x"], sample)
+        np.copyto(inputs["cond"], cond.cpu().numpy())
+        for step in schedule.steps:
+            inputs["timestep"][()] = step.timestep
+            self._denoiser.run_with_iobinding(bound.binding)
+            previous, original = step(bound.output, inputs["x"])
+            np.copyto(inputs["x"], previous)
+        return torch.from_numpy(original.copy()).to(noise.device)  # original may be the bound output itself
 
 
 # ---- choosing ------------------------------------------------------------------------------------------
@@ -325,7 +382,7 @@ def _tick_parity(model: InvDynamic, step: OnnxActionStep) -> float:
         history, next_states = inputs["history"], inputs["next_states"]
         differences += [_difference(tick(**inputs), step.run_with_noise(inputs)),
                         _difference(tick(history, next_states, 0.0)[0],
-                                    step(history[0].cpu().numpy(), next_states[0], 0.0))]
+                                    step(history[0].cpu().numpy(), next_states[0].cpu().numpy(), 0.0))]
     return max(differences)
 
 

@@ -61,6 +61,7 @@ class ActionSmoother:
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * cutoff_hz * self.dt) if cutoff_hz > 0 else 1.0
         slew_step = config.slew_rate * self.dt if config.slew_rate > 0 else math.inf
         self._max_step = np.minimum(self._rate_step, slew_step if config.smoothing_enabled else math.inf)
+        self._min_step = -self._max_step
 
     def reset(self, initial: np.ndarray | None = None) -> None:
         self._output[:] = 0.0 if initial is None else np.clip(initial, self.low, self.high)
@@ -81,9 +82,16 @@ class ActionSmoother:
             np.subtract(action, self._output, out=self._step)
             if self.config.smoothing_enabled:
                 self._step *= self._alpha
-            np.clip(self._step, -self._max_step, self._max_step, out=self._step)
+            _clip(self._step, self._min_step, self._max_step)
             self._output += self._step
         else:
             self._output[:] = action  # exactly the action, not y + (x - y)
-        np.clip(self._output, self.low, self.high, out=self._output)
+        _clip(self._output, self.low, self.high)
         return self._output
+
+
+def _clip(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    """``np.clip(values, low, high, out=values)`` in two ufunc calls, without ``np.clip``'s Python layers (a few
+    microseconds a call, which the control tick pays twice)."""
+    np.maximum(values, low, out=values)
+    np.minimum(values, high, out=values)
