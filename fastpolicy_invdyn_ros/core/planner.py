@@ -288,7 +288,7 @@ class DdimSchedule:
             alpha = alphas[t]
             alpha_prev = alphas[t - stride] if t - stride >= 0 else scheduler.final_alpha_cumprod
             steps.append(DdimStep(int(t), float(alpha ** 0.5), float((1 - alpha) ** 0.5), float(alpha_prev ** 0.5),
-                                  float((1 - alpha_prev - 0.0) ** 0.5), scheduler.config.prediction_type))
+                                  float((1 - alpha_prev) ** 0.5), scheduler.config.prediction_type))
         first = alphas[timesteps[0]]
         return cls(tuple(steps), (float(first ** 0.5), float((1 - first) ** 0.5)))
 

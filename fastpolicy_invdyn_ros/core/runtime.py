@@ -353,11 +353,12 @@ class OnnxPlannerNetworks:
         sample = noise.cpu().numpy()
         if prior is not None:
             sample = schedule.add_noise(prior.cpu().numpy(), sample)
-        bound = self._buffers("denoiser", {"x": sample, "timestep": np.zeros((), np.int64), "cond": cond.cpu().numpy()},
+        condition = cond.cpu().numpy()
+        bound = self._buffers("denoiser", {"x": sample, "timestep": np.zeros((), np.int64), "cond": condition},
                               sample.shape)
         inputs = bound.inputs
         np.copyto(inputs["x"], sample)
-        np.copyto(inputs["cond"], cond.cpu().numpy())
+        np.copyto(inputs["cond"], condition)
         for step in schedule.steps:
             inputs["timestep"][()] = step.timestep
             self._denoiser.run_with_iobinding(bound.binding)
