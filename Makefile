@@ -62,9 +62,10 @@ models-ur5e: data/ur5e.npz
 	cp outputs/models_ur5e/planner_final.pth outputs/models_ur5e/invdyn_enhanced_final.pth models/ur5e/
 	$(MAKE) onnx
 
-## The test suite (what CI runs).
+## The test suite (what CI runs). Two workers: most tests wait on child processes and DDS, so two at a
+## time keep both cores busy (9 min instead of 14.5 on a 2-core machine).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) build install log outputs data *.egg-info
