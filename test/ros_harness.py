@@ -11,20 +11,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+
+from fastpolicy_invdyn_ros.ros.common import spinning
 
 JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch"]
 POSITIONS = [0.3, -0.4, 0.8]
@@ -176,18 +177,11 @@ class RobotSession:
         # The test thread must not hold the interpreter lock for long between a state's stamp and its
         # publication (default 5 ms): a robot driver publishes what it stamps at once.
         sys.setswitchinterval(0.0005)
-        rclpy.init()
-        self.robot = FakeRobot()
-        self._executor = SingleThreadedExecutor()
-        self._executor.add_node(self.robot)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+        self._session = ExitStack()
+        self.robot = self._session.enter_context(spinning(FakeRobot))
 
     def close(self) -> None:
-        self._executor.shutdown()
-        self._thread.join()
-        self.robot.destroy_node()
-        rclpy.try_shutdown()
+        self._session.close()
 
 
 # A seeded planner, no warm start, no smoothing, and a sample chosen from the plans alone (``consistent``

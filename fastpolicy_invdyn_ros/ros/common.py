@@ -151,17 +151,27 @@ def run_node(name: str, make_node: Callable[[], Node], startup_errors: tuple[typ
 @contextmanager
 def spinning(make_node: Callable[[], NodeType]) -> Iterator[NodeType]:
     """rclpy in this process with one node spinning in a background thread (an observer of other processes'
-    nodes: the demo's monitor, a test's probe); on exit the executor, the node and rclpy are shut down."""
+    nodes: the demo's monitor, a test's probe); on exit the spinning stops, then the executor, the node and rclpy
+    are shut down."""
     rclpy.init()
     node = make_node()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+
+    # Not ``executor.spin``: its ``shutdown`` from another thread destroys the guard condition under a callback
+    # still in flight, which then raises in the spinning thread (rclpy 10).
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     try:
         yield node
     finally:
-        executor.shutdown()
+        stop.set()
         spinner.join()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
