@@ -1,20 +1,24 @@
 """The package's nodes as processes: private ROS domains, command lines, start and stop.
 
 Each run gets a private ROS domain and localhost-only discovery, so runs on one machine do not
-see each other. Nodes are started from their console scripts with the package's YAML files, as the
+see each other, however many run at once: a domain is claimed with a lock file no other run can take. Nodes are started from their console scripts with the package's YAML files, as the
 launch files start them, and stopped with SIGINT (as Ctrl-C stops them), then SIGKILL. Imports no ROS module.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from ..core.paths import PACKAGE, share_path
 
@@ -32,9 +36,32 @@ def controller_name(interface: str, command_output: str = "forward") -> str:
     return TRAJECTORY_CONTROLLER if command_output == "trajectory" else FORWARD_CONTROLLERS[interface]
 
 
+DOMAIN_IDS = range(10, 102)
+"""The ROS domains private runs use (0-101 are valid on Linux; the lowest are left to people's own setups)."""
+DOMAINS_HELD = 4
+"""Claims a process keeps: a run's nodes may still be stopping when the same process starts the next run."""
+_held: deque[IO[str]] = deque()
+
+
 def private_domain_id() -> int:
-    """A ROS domain for one run; random, so concurrent runs rarely share one (valid ids: 0-101)."""
-    return random.randint(10, 101)
+    """A ROS domain for one run (the demo, a recording, a test) that no other run on this machine holds.
+
+    Random, and claimed with an exclusive lock on a file in the temporary directory, which this process
+    holds until it exits or has claimed ``DOMAINS_HELD`` newer domains: two runs at once (two test workers,
+    a demo next to a benchmark) never share a domain, where a random pick alone sometimes did.
+    """
+    for domain in random.sample(DOMAIN_IDS, len(DOMAIN_IDS)):
+        handle = open(Path(tempfile.gettempdir()) / f"fastpolicy_invdyn_ros.domain{domain}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held.append(handle)
+        if len(_held) > DOMAINS_HELD:
+            _held.popleft().close()
+        return domain
+    raise RuntimeError(f"every ROS domain {DOMAIN_IDS.start}-{DOMAIN_IDS.stop - 1} is held by another run here")
 
 
 def ros_environment(domain_id: int) -> dict[str, str]:
