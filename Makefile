@@ -63,9 +63,10 @@ models-ur5e: data/ur5e.npz
 	$(MAKE) onnx
 
 ## The test suite (what CI runs). Two workers: most tests wait on child processes and DDS, so two at a
-## time keep both cores busy (9 min instead of 14.5 on a 2-core machine).
+## time keep both cores busy (about 9 min instead of 14.5 on a 2-core machine); then the recordings, alone.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
 
 clean:
 	rm -rf $(VENV) build install log outputs data *.egg-info

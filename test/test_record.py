@@ -30,6 +30,11 @@ from fastpolicy_invdyn_ros.core.paths import share_path
 from fastpolicy_invdyn_ros.sim.goals import session_goals
 from fastpolicy_invdyn_ros.sim import ArmSim
 
+# The bags are recorded in real time over DDS: on a machine whose cores another test keeps busy, commands reach
+# the arm late and the recording fits its own dynamics less well (held-out MSE 7-13% of the mean's, against
+# under 5% alone). ``make test`` runs these after the rest, with nothing else running.
+pytestmark = pytest.mark.alone
+
 GOALS, SECONDS_PER_GOAL, SEED = 8, 3.0, 3
 COMMANDS = round(GOALS * SECONDS_PER_GOAL * 100)  # 100 Hz
 WITH_GOALS = BagReadConfig(goal_topic=DEFAULT_GOAL_TOPIC)
