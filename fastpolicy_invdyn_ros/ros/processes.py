@@ -1,8 +1,9 @@
 """The package's nodes as processes: private ROS domains, command lines, start and stop.
 
-Each run gets a private ROS domain and localhost-only discovery, so runs on one machine do not
-see each other, however many run at once: a domain is claimed with a lock file no other run can take. Nodes are started from their console scripts with the package's YAML files, as the
-launch files start them, and stopped with SIGINT (as Ctrl-C stops them), then SIGKILL. Imports no ROS module.
+Each run gets a private ROS domain (claimed with a lock file no other run on the machine can take) and
+localhost-only discovery, so runs on one machine do not see each other, however many run at once. Nodes
+are started from their console scripts with the package's YAML files, as the launch files start them, and
+stopped with SIGINT (as Ctrl-C stops them), then SIGKILL. Imports no ROS module.
 """
 from __future__ import annotations
 
