@@ -252,56 +252,6 @@ def bind(session: Any, inputs: dict[str, np.ndarray], output: np.ndarray) -> Any
     return binding
 
 
-# ---- the tick's inverse dynamics step ------------------------------------------------------------------
-@dataclass
-class _Bound:
-    """The buffers bound to the session's inputs and output for one sample count."""
-
-    binding: Any
-    history: np.ndarray
-    next_states: np.ndarray
-    temperature: np.ndarray
-    noise: np.ndarray
-    action: np.ndarray
-
-
-class OnnxActionStep:
-    """``ActionStep`` in ONNX Runtime: inputs and output live in buffers bound once per sample count (IO
-    binding), so a tick copies its states in and runs, without allocating arrays or ONNX values."""
-
-    def __init__(self, session: Any, seq_length: int, state_dim: int, action_dim: int) -> None:
-        self._session = session
-        self._shape = (seq_length, state_dim, action_dim)
-        self._names = {node.name for node in session.get_inputs()}  # a deterministic head has no noise input
-        self._bound: dict[int, _Bound] = {}
-        self._rng = np.random.default_rng()
-
-    def _bind(self, samples: int) -> _Bound:
-        seq_length, state_dim, action_dim = self._shape
-        buffers = {"history": np.zeros((1, seq_length, state_dim), np.float32),
-                   "next_states": np.zeros((1, samples, state_dim), np.float32),
-                   "temperature": np.zeros((), np.float32), "noise": np.zeros((1, samples, action_dim), np.float32)}
-        action = np.zeros((1, action_dim), np.float32)
-        self._bound[samples] = _Bound(bind(self._session, buffers, action), **buffers, action=action)
-        return self._bound[samples]
-
-    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
-        bound = self._bound.get(len(next_states)) or self._bind(len(next_states))
-        np.copyto(bound.history[0], history)
-        np.copyto(bound.next_states[0], next_states)
-        bound.temperature[()] = temperature
-        if temperature:
-            self._rng.standard_normal(out=bound.noise, dtype=np.float32)
-        self._session.run_with_iobinding(bound.binding)
-        return bound.action[0]
-
-    def run_with_noise(self, inputs: dict[str, Tensor]) -> np.ndarray:
-        """The raw (1, A) action for ``InvDynTick``'s inputs as given, noise included (the parity check)."""
-        feeds = {name: value.cpu().numpy() for name, value in inputs.items() if name in self._names}
-        return self._session.run(None, feeds)[0]
-
-
-# ---- the planner's networks ----------------------------------------------------------------------------
 @dataclass
 class _BoundArrays:
     """A session's IO binding and the arrays bound to its inputs (by name) and output, for one batch size."""
@@ -315,6 +265,44 @@ class _BoundArrays:
         return cls(bind(session, inputs, output), inputs, output)
 
 
+# ---- the tick's inverse dynamics step ------------------------------------------------------------------
+class OnnxActionStep:
+    """``ActionStep`` in ONNX Runtime: inputs and output live in buffers bound once per sample count (IO
+    binding), so a tick copies its states in and runs, without allocating arrays or ONNX values."""
+
+    def __init__(self, session: Any, seq_length: int, state_dim: int, action_dim: int) -> None:
+        self._session = session
+        self._shape = (seq_length, state_dim, action_dim)
+        self._names = {node.name for node in session.get_inputs()}  # a deterministic head has no noise input
+        self._bound: dict[int, _BoundArrays] = {}
+        self._rng = np.random.default_rng()
+
+    def _bind(self, samples: int) -> _BoundArrays:
+        seq_length, state_dim, action_dim = self._shape
+        buffers = {"history": np.zeros((1, seq_length, state_dim), np.float32),
+                   "next_states": np.zeros((1, samples, state_dim), np.float32),
+                   "temperature": np.zeros((), np.float32), "noise": np.zeros((1, samples, action_dim), np.float32)}
+        self._bound[samples] = _BoundArrays.of(self._session, buffers, np.zeros((1, action_dim), np.float32))
+        return self._bound[samples]
+
+    def __call__(self, history: np.ndarray, next_states: np.ndarray, temperature: float) -> np.ndarray:
+        bound = self._bound.get(len(next_states)) or self._bind(len(next_states))
+        inputs = bound.inputs
+        np.copyto(inputs["history"][0], history)
+        np.copyto(inputs["next_states"][0], next_states)
+        inputs["temperature"][()] = temperature
+        if temperature:
+            self._rng.standard_normal(out=inputs["noise"], dtype=np.float32)
+        self._session.run_with_iobinding(bound.binding)
+        return bound.output[0]
+
+    def run_with_noise(self, inputs: dict[str, Tensor]) -> np.ndarray:
+        """The raw (1, A) action for ``InvDynTick``'s inputs as given, noise included (the parity check)."""
+        feeds = {name: value.cpu().numpy() for name, value in inputs.items() if name in self._names}
+        return self._session.run(None, feeds)[0]
+
+
+# ---- the planner's networks ----------------------------------------------------------------------------
 class OnnxPlannerNetworks:
     """``planner.PlannerNetworks`` in ONNX Runtime, on buffers bound to each graph once per batch size (IO
     binding). A plan's DDIM loop (``denoise_ddim``) runs in NumPy: each step writes the timestep and the sample
