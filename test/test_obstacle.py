@@ -41,3 +41,13 @@ def test_the_expert_decides_from_the_state_its_drawn_side_only_breaks_the_tie_on
     off_line[1] += 0.1  # beside the line: both go around on that side
     assert abs(signed_offset(off_line[:3], goal, config)) > config.side_deadband
     np.testing.assert_array_equal(left(off_line, goal), right(off_line, goal))
+
+
+def test_clearance_is_the_distance_outside_the_disk_and_reaching_has_none(task: Task) -> None:
+    config = task.obstacle
+    states = np.zeros((3, 6))
+    states[:, list(config.joints)] = [config.center, (config.center[0] + config.radius + 0.1, config.center[1]),
+                                      (config.center[0], config.center[1] - config.radius + 0.05)]
+    np.testing.assert_allclose(task.clearance(states), [-config.radius, 0.1, -0.05])
+    assert task.collided(states) and not task.collided(states[1:2])
+    assert np.all(np.isinf(Task("reach", task.sim).clearance(states))) and not Task("reach", task.sim).collided(states)

@@ -64,10 +64,9 @@ def side_of(offsets: np.ndarray, config: ObstacleConfig) -> int:
     return 0 if abs(largest) <= config.side_deadband else int(np.sign(largest))
 
 
-def collided(states: np.ndarray, config: ObstacleConfig) -> bool:
-    """Whether any state's positions entered the disk."""
-    distance = np.linalg.norm(plane(states, config) - config.center_array, axis=-1)
-    return bool(np.any(distance < config.radius))
+def clearance(states: np.ndarray, config: ObstacleConfig) -> np.ndarray:
+    """(...) each state's distance (rad) outside the disk's edge in its plane; negative inside."""
+    return np.linalg.norm(plane(states, config) - config.center_array, axis=-1) - config.radius
 
 
 def sample_two_way_task(sim: ArmSim, rng: np.random.Generator, config: ObstacleConfig) -> tuple[np.ndarray, np.ndarray]:

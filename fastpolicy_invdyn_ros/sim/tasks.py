@@ -14,7 +14,7 @@ import numpy as np
 
 from .arm import ArmSim
 from .expert import ExpertConfig, ScriptedExpert
-from .obstacle import DetourExpert, ObstacleConfig, collided, sample_two_way_task, side_of, signed_offset
+from .obstacle import DetourExpert, ObstacleConfig, clearance, sample_two_way_task, side_of, signed_offset
 from .task import TaskConfig, sample_nearby_task, sample_task
 
 TASKS = ("reach", "obstacle")
@@ -60,9 +60,15 @@ class Task:
             return DetourExpert(self.sim, self.obstacle, config, rng)
         return ScriptedExpert(self.sim, config, rng)
 
+    def clearance(self, states: np.ndarray) -> np.ndarray:
+        """(T,) each state's distance (rad) outside the keep-out region, negative inside (inf when reaching)."""
+        if self.name != "obstacle":
+            return np.full(len(states), np.inf)
+        return clearance(states, self.obstacle)
+
     def collided(self, states: np.ndarray) -> bool:
         """Whether the states entered a keep-out region (never, when reaching)."""
-        return self.name == "obstacle" and collided(states, self.obstacle)
+        return bool(np.any(self.clearance(states) < 0.0))
 
     def side(self, states: np.ndarray, goal: np.ndarray) -> int:
         """Which way around the states go (+1, -1; 0: none, or no obstacle)."""

@@ -7,7 +7,7 @@ settled (``sim.task.goal_reached``), without entering the disk. Each model runs 
 ``--samplers`` and ``--sample_selections`` given (the rules that pick the executed plan of the
 sampled ones, ``core.selection``). Prints a table; writes ``evaluate.csv``, ``episodes.csv`` (per
 episode: reached, collided, the side taken, how often the executed plan switched sides, the final
-error), a PNG of the first episode per controller, and for the obstacle task ``paths.png``: a few
+error, the least clearance from the disk and when it was first entered), a PNG of the first episode per controller, and for the obstacle task ``paths.png``: a few
 episodes' paths in the disk's plane, per controller.
 """
 from __future__ import annotations
@@ -111,6 +111,10 @@ class EpisodeOutcome:
     switches: int
     """Times the executed plan changed sides (-1: not a planning controller)."""
     final_error: float
+    min_clearance: float
+    """Least distance (rad) outside the keep-out region over the episode, negative inside (inf: the task has none)."""
+    collided_at_s: float
+    """Time of the first state inside the keep-out region (nan: none)."""
 
 
 class PolicyController:
@@ -161,10 +165,16 @@ def run_controller(sim: ArmSim, controller, episodes: list[tuple[np.ndarray, np.
 
 def outcomes(name: str, records: list[EpisodeRecord], task: Task, plan_sides: list[list[int]] | None
              ) -> list[EpisodeOutcome]:
-    return [EpisodeOutcome(name, i, record.reached, task.collided(record.states), task.side(record.states,
-                           record.goals[0]), -1 if plan_sides is None else side_switches(plan_sides[i]),
-                           record.final_error)
+    return [outcome(name, i, record, task, -1 if plan_sides is None else side_switches(plan_sides[i]))
             for i, record in enumerate(records)]
+
+
+def outcome(name: str, index: int, record: EpisodeRecord, task: Task, switches: int) -> EpisodeOutcome:
+    clearance = task.clearance(record.states)
+    inside = np.flatnonzero(clearance < 0.0)
+    return EpisodeOutcome(name, index, record.reached, len(inside) > 0, task.side(record.states, record.goals[0]),
+                          switches, record.final_error, float(clearance.min()),
+                          float(inside[0] * task.sim.dt) if len(inside) else float("nan"))
 
 
 def summarize_controller(name: str, records: list[EpisodeRecord], episodes: list[EpisodeOutcome], dt: float,
