@@ -43,7 +43,7 @@ def test_the_obstacle_task_reports_collisions_sides_and_switches_per_episode(tmp
     with open(tmp_path / "episodes.csv", newline="") as f:
         episodes = list(csv.DictReader(f))
     assert len(episodes) == 6 and {row["side"] for row in episodes} <= {"1", "-1", "0"}
-    for row in episodes:  # entered the disk exactly when its least clearance is negative, and then at some time
+    for row in episodes:  # collided exactly when the least clearance is negative, and then it has a time
         inside = float(row["min_clearance"]) < 0.0
         assert (row["collided"] == "True") == inside and math.isnan(float(row["collided_at_s"])) != inside
     assert all(float(row["min_clearance"]) > 0.1 for row in episodes[:2]), "the expert passes with clearance"

@@ -7,8 +7,9 @@ settled (``sim.task.goal_reached``), without entering the disk. Each model runs 
 ``--samplers`` and ``--sample_selections`` given (the rules that pick the executed plan of the
 sampled ones, ``core.selection``). Prints a table; writes ``evaluate.csv``, ``episodes.csv`` (per
 episode: reached, collided, the side taken, how often the executed plan switched sides, the final
-error, the least clearance from the disk and when it was first entered), a PNG of the first episode per controller, and for the obstacle task ``paths.png``: a few
-episodes' paths in the disk's plane, per controller.
+error, the least clearance from the disk and when the arm first entered it), a PNG of the first
+episode per controller, and for the obstacle task ``paths.png``: a few episodes' paths in the disk's
+plane, per controller.
 """
 from __future__ import annotations
 
