@@ -14,7 +14,7 @@ def task() -> Task:
     return Task("obstacle", ArmSim(ArmConfig()))
 
 
-def test_the_expert_goes_around_on_both_sides_and_never_through(task: Task) -> None:
+def test_the_expert_goes_around_on_both_sides_with_its_clearance(task: Task) -> None:
     rng = np.random.default_rng(3)
     expert = task.expert(ExpertConfig(), rng)
     steps = round(task.episode_seconds / task.sim.dt)
@@ -24,7 +24,8 @@ def test_the_expert_goes_around_on_both_sides_and_never_through(task: Task) -> N
         assert task.collided(np.array([q0 + 0.5 * (goal - q0)])), "the straight way is blocked"
         expert.reset()
         record = run_episode(task.sim, expert, goal, q0, steps, task.reach)
-        assert record.reached and not task.collided(record.states)
+        # The clearance, not just no collision: a policy imitating it is no closer to the disk than it.
+        assert record.reached and task.clearance(record.states).min() > 2 / 3 * task.obstacle.clearance
         sides.append(task.side(record.states, goal))
     assert set(sides) == {1, -1}
 

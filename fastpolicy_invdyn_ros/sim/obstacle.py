@@ -104,7 +104,12 @@ class DetourExpert(ScriptedExpert):
 
     def target(self, q: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """The goal, or, while the straight way to it is blocked, a via point beside the disk: abreast of its
-        centre until the arm is nearly there, then past it toward the goal."""
+        centre until the arm is less than ``clearance`` short of it, then as far past it toward the goal.
+
+        The via point's distance from the centre line is where the tangents to the circle of radius
+        ``radius + clearance``, from the arm and from the goal, cross the line abreast of the centre (the
+        farther of the two): a straight way to it, and from it to the goal, keeps the clearance, where a
+        via point on that circle let the way to it cut the corner (passing 0.04-0.13 rad outside the disk)."""
         obstacle = self.obstacle
         here, there, center = plane(q, obstacle), plane(goal, obstacle), obstacle.center_array
         reach = obstacle.radius + obstacle.clearance
@@ -114,10 +119,25 @@ class DetourExpert(ScriptedExpert):
         side = self.side if abs(offset) <= obstacle.side_deadband else int(np.sign(offset))
         direction = (there - center) / np.linalg.norm(there - center)
         normal = np.array([-direction[1], direction[0]])
-        along = 0.0 if np.dot(here - center, direction) < -0.5 * reach else reach
+        along = float(np.dot(here - center, direction))
+        beside = max(_tangent_crossing(along, side * float(np.dot(here - center, normal)), reach),
+                     _tangent_crossing(-float(np.linalg.norm(there - center)), 0.0, reach))
         via = goal.copy()
-        via[list(obstacle.joints)] = center + side * reach * normal + along * direction
+        via[list(obstacle.joints)] = (center + side * beside * normal
+                                      + (0.0 if along < -obstacle.clearance else reach) * direction)
         return via
+
+
+def _tangent_crossing(along: float, beside: float, reach: float) -> float:
+    """How far beside the centre the tangent from (along, beside) (the centre's frame, ``along`` < 0) to the circle
+    of radius ``reach`` crosses the line abreast of the centre, on the positive side; ``reach`` from inside the
+    circle or from abreast of the centre and beyond."""
+    distance = float(np.hypot(along, beside))
+    if distance <= reach or along >= 0.0:
+        return reach
+    angle = np.arctan2(beside, along) - np.arccos(reach / distance)
+    touch_along, touch_beside = reach * np.cos(angle), reach * np.sin(angle)
+    return beside + (touch_beside - beside) * along / (along - touch_along)
 
 
 def _distance_to_segment(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
