@@ -120,7 +120,7 @@ class DetourExpert(ScriptedExpert):
         direction = (there - center) / np.linalg.norm(there - center)
         normal = np.array([-direction[1], direction[0]])
         along = float(np.dot(here - center, direction))
-        beside = max(_tangent_crossing(along, side * float(np.dot(here - center, normal)), reach),
+        beside = max(_tangent_crossing(along, side * offset, reach),
                      _tangent_crossing(-float(np.linalg.norm(there - center)), 0.0, reach))
         via = goal.copy()
         via[list(obstacle.joints)] = (center + side * beside * normal
