@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from fastpolicy_invdyn_ros.ros.realtime import set_fifo_priority
+from fastpolicy_invdyn_ros.ros.realtime import fifo_priority, set_fifo_priority
 
 CHILD = textwrap.dedent("""
     import os, subprocess, sys, threading
@@ -44,3 +44,30 @@ def test_existing_threads_run_fifo_and_later_threads_and_children_normally():
 def test_priority_out_of_range_is_refused():
     with pytest.raises(ValueError, match="1-99"):
         set_fifo_priority(0)
+
+
+BLOCK = textwrap.dedent("""
+    import os
+    from fastpolicy_invdyn_ros.ros.realtime import fifo_priority
+    with fifo_priority(0) as unchanged:
+        normal = os.sched_getscheduler(0)
+    with fifo_priority(20) as fifo:
+        inside = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    if not fifo:
+        print("EPERM"); raise SystemExit(0)
+    print(unchanged is False, normal == os.SCHED_OTHER, inside == (os.SCHED_FIFO, 20),
+          os.sched_getscheduler(0) == os.SCHED_OTHER)
+""")
+
+
+def test_a_block_runs_fifo_and_the_thread_runs_normally_again_after_it():
+    result = subprocess.run([sys.executable, "-c", BLOCK], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    if result.stdout.strip() == "EPERM":
+        pytest.skip("no permission for SCHED_FIFO here")
+    assert result.stdout.split() == ["True"] * 4
+
+
+def test_a_block_priority_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="0-99"), fifo_priority(100):
+        pass

@@ -11,7 +11,9 @@ Permission: root, ``CAP_SYS_NICE``, or an ``rtprio`` limit for the user
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 
 def set_fifo_priority(priority: int) -> None:
@@ -27,3 +29,25 @@ def set_fifo_priority(priority: int) -> None:
             os.sched_setscheduler(thread_id, policy, os.sched_param(priority))
         except ProcessLookupError:
             pass  # the thread ended meanwhile
+
+
+@contextlib.contextmanager
+def fifo_priority(priority: int) -> Iterator[bool]:
+    """The calling thread at ``SCHED_FIFO`` ``priority`` (0: unchanged) until the block ends, then as before.
+
+    Yields whether it runs at that priority (False without permission: it runs normally then)."""
+    if priority == 0:
+        yield False
+        return
+    if not 1 <= priority <= 99:
+        raise ValueError(f"priority must be in 0-99, got {priority}")
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, policy, param)

@@ -5,7 +5,7 @@ policy does on every replan after the first), few-step DDIM from noise, and DDPM
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
 ticks between plans: inverse dynamics on every sample's next state and their mean (``tick``, with the
 default ``mean``) or on the chosen sample's (``tick_chosen``, ``consistent``), smoothing; timed back
-to back, and once per control period as the node runs it (on a VM on a shared host a tick 10 ms after
+to back, and once per control period as the node runs it (at the node's SCHED_FIFO priority; on a VM on a shared host a tick 10 ms after
 the last is two to three times slower than one right after another, and the floor rows, one tiny op
 timed both ways, show whether the machine is such a one). Each runtime's models are chosen as the node
 chooses them (``core.runtime``); every row also shows its p50 against PyTorch's. The sample selection
@@ -31,6 +31,7 @@ from ..core.policy import Policy, PolicyConfig
 from ..core.runtime import RUNTIMES, load_action_step, load_planner_networks
 from ..core.selection import choose
 from ..core.settings import setting
+from ..ros.realtime import fifo_priority
 from ..sim import ArmConfig, ArmSim, ExpertConfig, ScriptedExpert, TaskConfig, run_episode, sample_task
 from . import cli
 
@@ -58,6 +59,9 @@ class BenchConfig:
     """Timed control ticks per variant, one per control period."""
     control_period_s: float = setting(0.01, low=1e-4)
     """Period of the paced ticks (the node's 1 / control_rate_hz)."""
+    thread_priority: int = setting(50, low=0, high=99)
+    """SCHED_FIFO priority of the paced ticks, as the node's thread_priority runs its tick (0: normal scheduling;
+    without root, CAP_SYS_NICE or an rtprio limit they run normally, and the table says so)."""
     threads: int = setting(1, low=1)
     """PyTorch intra-op threads (the node uses 1: the tick and the planner each get a core)."""
     device: str = "auto"
@@ -165,26 +169,30 @@ def bench(config: BenchConfig) -> list[Row]:
             policy = Policy.for_robot(planner, invdyn, tick_config, sim.description(), action_step=action_step,
                                       planning=planning)
             rows.append(_row(runtime, f"{name}_back_to_back", time_ticks(policy, states, goal, config.tick_iterations)))
-            rows.append(_row(runtime, f"{name}_paced", time_ticks(policy, states, goal, config.paced_tick_iterations,
-                                                                  config.control_period_s)))
+            with fifo_priority(config.thread_priority):
+                rows.append(_row(runtime, f"{name}_paced", time_ticks(policy, states, goal,
+                                                                      config.paced_tick_iterations,
+                                                                      config.control_period_s)))
     # Runtime-independent PyTorch work: what the planner chooses on after each plan, and the machine's floor.
     scaled = previous.states / planner.normalizer.state_std
     ahead = scaled[0, PolicyConfig().replan_every:]
     rows.append(_row("torch", "sample_selection", percentiles_ms(measure_latency(
         lambda: choose("consistent", scaled, ahead), config.tick_iterations))))
     rows.append(_row("torch", "floor_back_to_back", time_floor(0.0, config.tick_iterations)))
-    rows.append(_row("torch", "floor_paced", time_floor(config.control_period_s, config.paced_tick_iterations)))
-    print_table(rows, config, device, ddpm_name)
+    with fifo_priority(config.thread_priority) as fifo:
+        rows.append(_row("torch", "floor_paced", time_floor(config.control_period_s, config.paced_tick_iterations)))
+    print_table(rows, config, device, ddpm_name, fifo)
     if config.json is not None:
         write_text_atomic(Path(config.json), json.dumps([asdict(row) for row in rows], indent=1) + "\n")
     return rows
 
 
-def print_table(rows: list[Row], config: BenchConfig, device: torch.device, ddpm_name: str) -> None:
+def print_table(rows: list[Row], config: BenchConfig, device: torch.device, ddpm_name: str, fifo: bool) -> None:
     """Markdown: each row's p50 against PyTorch's for the same measurement and, for plans, DDPM's against it."""
     p50 = {(row.runtime, row.what): row.p50_ms for row in rows}
+    scheduling = f"SCHED_FIFO {config.thread_priority}" if fifo else "normal scheduling"
     print(f"bench on {device}, {config.threads} thread(s), {config.planning.num_inference_samples} samples, "
-          f"ticks paced at {config.control_period_s * 1e3:g} ms")
+          f"ticks paced at {config.control_period_s * 1e3:g} ms under {scheduling}")
     print("| runtime | measurement | p50 ms | p99 ms | p50 / torch p50 | ddpm p50 / p50 |")
     print("|---|---|---|---|---|---|")
     for row in rows:
