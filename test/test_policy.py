@@ -6,7 +6,7 @@ import torch
 from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, load_planner
 from fastpolicy_invdyn_ros.core.paths import share_path
 from fastpolicy_invdyn_ros.core.actions import generate_actions_with_enhanced_invdyn, sample_actions_with_enhanced_invdyn
-from fastpolicy_invdyn_ros.core.planning import PlanningConfig
+from fastpolicy_invdyn_ros.core.planning import Planning, PlanningConfig, PlanRequest
 from fastpolicy_invdyn_ros.core.policy import Policy, PolicyConfig
 from fastpolicy_invdyn_ros.core.safety import SafetyConfig
 from fastpolicy_invdyn_ros.sim import ArmSim, TaskConfig, run_episode, sample_task
@@ -98,6 +98,23 @@ def test_a_chosen_sample_is_executed_and_the_next_plan_warm_starts_from_it(defau
     before = float(((first.states[:, elapsed:] - ahead) ** 2).mean())
     after = float(((second.states[:, : len(ahead)] - ahead) ** 2).mean())
     assert after < before
+
+
+def test_the_first_plan_after_a_start_may_be_drawn_with_ddpm_and_the_later_ones_as_the_sampler_says(default_models):
+    planner, _ = default_models
+    planning = Planning(planner)
+    state, goal = reach_state(ArmSim(), seed=2)
+    history = torch.as_tensor(state, dtype=torch.float32).expand(planner.config.n_obs_steps, -1)
+    goal = torch.as_tensor(goal, dtype=torch.float32)
+
+    def plan(previous, **settings):
+        return planning(PlanRequest(history, goal, 0 if previous is None else 4, previous,
+                                    PlanningConfig(plan_seed=3, **settings)))
+
+    first = plan(None, ddpm_first_plan=True)
+    torch.testing.assert_close(first.states, plan(None, sampler="ddpm").states)
+    assert not torch.allclose(first.states, plan(None).states), "a DDIM first plan is another plan"
+    torch.testing.assert_close(plan(first, ddpm_first_plan=True).states, plan(first).states)
 
 
 def test_first_planned_state_is_close_to_the_current_state(default_models):

@@ -110,6 +110,51 @@ def test_a_goal_is_normalized_as_an_error_from_its_state_entry_or_by_its_own_sta
     assert restored.goal_index.dtype == torch.int64 and restored.goal_index.tolist() == [1, -1]
 
 
+def _still_then_moving() -> tuple[Normalizer, dict[str, np.ndarray]]:
+    """Episodes that move, then hold still for most of their length (the demonstrations' shape): the normalizer
+    fitted on them and their planner windows."""
+    rng = np.random.default_rng(2)
+    episodes = []
+    for _ in range(20):
+        still = np.zeros((160, 6))
+        moving = np.cumsum(rng.normal(0.0, 0.05, size=(40, 6)), axis=0)
+        episodes.append(np.concatenate([moving, still + moving[-1]]))
+    states = np.concatenate(episodes)
+    data = Episodes(states, np.zeros((len(states), 3)), states[:, :3], list(range(200, len(states) + 1, 200)), 0.01,
+                    ARM.joint_names, ARM)
+    return Normalizer.fit(data), planner_windows(data, 1, 8)
+
+
+@pytest.mark.parametrize("plan_scale", ["std", "range", "symlog"])
+def test_every_plan_scale_round_trips_and_survives_a_checkpoint(plan_scale: str) -> None:
+    fitted, windows = _still_then_moving()
+    normalizer = fitted.with_plan_statistics(windows, ARM.goal_state_indices(), plan_scale)
+    restored = Normalizer.from_state_dict(normalizer.state_dict())
+    current = torch.as_tensor(windows["history"][:, -1], dtype=torch.float32)
+    future = torch.as_tensor(windows["future"], dtype=torch.float32)
+    plans = restored.normalize_plan(future, current)
+    torch.testing.assert_close(restored.unnormalize_plan(plans, current), future, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(plans, normalizer.normalize_plan(future, current))
+
+
+def test_the_range_and_symlog_scales_bring_the_moves_of_mostly_still_data_near_the_unit_range() -> None:
+    fitted, windows = _still_then_moving()
+    current = torch.as_tensor(windows["history"][:, -1], dtype=torch.float32)
+    future = torch.as_tensor(windows["future"], dtype=torch.float32)
+    largest = {scale: float(fitted.with_plan_statistics(windows, ARM.goal_state_indices(), scale)
+                            .normalize_plan(future, current).abs().quantile(0.999))
+               for scale in ("std", "range", "symlog")}
+    assert largest["std"] > 4.0, "holding still shrinks the standard deviation: moves are many of it"
+    assert largest["range"] < 1.5 and largest["symlog"] < 0.5 * largest["std"]
+    # symlog leaves small changes (holding still, the last of a reach) as the std scale has them.
+    std, symlog = (fitted.with_plan_statistics(windows, ARM.goal_state_indices(), scale) for scale in ("std", "symlog"))
+    small = current[:, None, :] + 0.01 * std.plan_delta_std
+    torch.testing.assert_close(symlog.normalize_plan(small, current), std.normalize_plan(small, current),
+                               rtol=0.01, atol=1e-6)
+    with pytest.raises(ValueError, match="plan_scale"):
+        fitted.with_plan_statistics(windows, ARM.goal_state_indices(), "minmax")
+
+
 def test_what_data_does_not_say_is_completed_by_a_description_of_the_same_robot_only() -> None:
     # Joints, period, and a goal of joint positions: all a recording tells.
     from_a_bag = RobotDescription(ARM.joint_names, 0.01, goal_names=ARM.goal_names)

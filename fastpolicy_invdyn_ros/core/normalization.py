@@ -13,9 +13,13 @@ STD_FLOOR = 1e-3
 """Smallest std used for a dimension, so a constant column (a joint that never moved) maps to 0."""
 PLAN_STD_FLOOR = 1e-5
 """Smallest per-step plan scale: one-step position changes are legitimately ~1e-3."""
+PLAN_SCALES = ("std", "range", "symlog")
+"""How the planner's coordinates scale each step's state change (``Normalizer.with_plan_statistics``)."""
+PLAN_RANGE_PERCENTILE = 99.5
+"""The ``range`` plan scale: this percentile of each step's absolute state change."""
 
 _FIELDS = ("state_mean", "state_std", "action_mean", "action_std")
-_OPTIONAL_FIELDS = ("plan_delta_std", "goal_error_std", "goal_index", "goal_mean", "action_reference")
+_OPTIONAL_FIELDS = ("plan_delta_std", "plan_symlog", "goal_error_std", "goal_index", "goal_mean", "action_reference")
 _INDEX_FIELDS = ("goal_index", "action_reference")
 
 
@@ -42,7 +46,10 @@ class Normalizer:
     action_mean: torch.Tensor
     action_std: torch.Tensor
     plan_delta_std: torch.Tensor | None = None
-    """(H, S) std of s_{t+k} - s_t for k = 1..H (planner checkpoints only)."""
+    """(H, S) scale of s_{t+k} - s_t for k = 1..H (planner checkpoints only): its std, or with the ``range`` plan
+    scale its 99.5th percentile of magnitude."""
+    plan_symlog: torch.Tensor | None = None
+    """Present (0-d, 1) when the scaled plan is also compressed, ``sign(x) log(1 + |x|)`` (the ``symlog`` plan scale)."""
     goal_error_std: torch.Tensor | None = None
     """(G,) std of each goal entry's error from its state entry, or of the entry itself (planner only)."""
     goal_index: torch.Tensor | None = None
@@ -67,18 +74,31 @@ class Normalizer:
         offsets = episodes.actions - np.where(reference >= 0, episodes.states[:, np.maximum(reference, 0)], 0.0)
         return cls(state_mean, state_std, *stats(offsets), action_reference=torch.as_tensor(reference))
 
-    def with_plan_statistics(self, windows: dict[str, np.ndarray], goal_index: list[int]) -> Normalizer:
+    def with_plan_statistics(self, windows: dict[str, np.ndarray], goal_index: list[int],
+                             plan_scale: str = "std") -> Normalizer:
         """A copy with the planner's relative-coordinate scales fitted on ``data.planner_windows``;
-        ``goal_index`` as ``RobotDescription.goal_state_indices`` gives it."""
+        ``goal_index`` as ``RobotDescription.goal_state_indices`` gives it.
+
+        ``plan_scale`` (``PLAN_SCALES``): ``std`` divides each step's state change by its standard deviation.
+        Demonstrations hold still in most of their windows, which shrinks it until a start from rest is 6-10 of
+        them, far outside the unit range the noise schedule is made for. ``range`` divides by the 99.5th percentile
+        of its magnitude instead (nearly every plan within [-1, 1], the small changes of holding still smaller
+        still); ``symlog`` keeps the standard deviation and compresses, ``sign(x) log(1 + |x|)``: unchanged near
+        zero (holding still, a goal's last centimetres), a tenfold change about 2.4."""
+        if plan_scale not in PLAN_SCALES:
+            raise ValueError(f"plan_scale must be one of {PLAN_SCALES}, got {plan_scale!r}")
         current = windows["history"][:, -1]
         delta = windows["future"] - current[:, None, :]
+        scale = (np.percentile(np.abs(delta), PLAN_RANGE_PERCENTILE, axis=0) if plan_scale == "range"
+                 else delta.std(axis=0))
         index = np.asarray(goal_index, dtype=np.int64).reshape(-1)
         own = index < 0
         goal_mean = np.where(own, windows["goal"].mean(axis=0), 0.0)
         reference = np.where(own, goal_mean, current[:, np.maximum(index, 0)])
         return replace(
             self,
-            plan_delta_std=torch.as_tensor(delta.std(axis=0), dtype=torch.float32).clamp_min(PLAN_STD_FLOOR),
+            plan_delta_std=torch.as_tensor(scale, dtype=torch.float32).clamp_min(PLAN_STD_FLOOR),
+            plan_symlog=torch.tensor(1.0) if plan_scale == "symlog" else None,
             goal_error_std=torch.as_tensor((windows["goal"] - reference).std(axis=0),
                                            dtype=torch.float32).clamp_min(STD_FLOOR),
             goal_index=torch.as_tensor(index),
@@ -87,10 +107,13 @@ class Normalizer:
 
     def normalize_plan(self, future: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """(..., H, S) raw future states -> planner coordinates relative to ``current`` (..., S)."""
-        return (future - current.unsqueeze(-2)) / self.plan_delta_std
+        scaled = (future - current.unsqueeze(-2)) / self.plan_delta_std
+        return scaled if self.plan_symlog is None else torch.sign(scaled) * torch.log1p(scaled.abs())
 
     def unnormalize_plan(self, plan: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Planner coordinates (..., H, S) -> raw future states, relative to ``current`` (..., S)."""
+        if self.plan_symlog is not None:
+            plan = torch.sign(plan) * torch.expm1(plan.abs())
         return plan * self.plan_delta_std + current.unsqueeze(-2)
 
     def normalize_goal_error(self, goal: torch.Tensor, current: torch.Tensor) -> torch.Tensor:

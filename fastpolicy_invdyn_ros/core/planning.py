@@ -39,6 +39,10 @@ class PlanningConfig:
     warm_start: bool = setting(True)
     """Start each plan from the previous one, shifted by the ticks executed and partially re-noised: faster and
     smoother."""
+    ddpm_first_plan: bool = setting(False)
+    """Draw the first plan after a start or reset (nothing to continue) with every training step of DDPM, the
+    later ones as sampler says: the arm waits a few tenths of a second longer for it, and its samples take the
+    ways apart more clearly on a task with several (see the README on the two-way task)."""
     plan_seed: int = setting(-1, low=-1, high=2**31 - 1)
     """Seed of every plan's noise (-1: fresh noise); seeded, a plan is a function of its inputs alone (for
     reproducible tests)."""
@@ -111,12 +115,13 @@ class Planning:
         ahead = None  # the previous plan's states still to come, per sample
         if previous is not None:
             ahead = shift_plan(previous.states, request.origin_tick - previous.origin_tick)
+        sampler = "ddpm" if ahead is None and config.ddpm_first_plan else config.sampler
         warm_start = None
-        if config.warm_start and config.sampler == "ddim" and ahead is not None:
+        if config.warm_start and sampler == "ddim" and ahead is not None:
             warm_start = normalizer.normalize_plan(self._warm_start_rows(ahead, previous.chosen, config), current)[None]
-        steps = config.num_inference_steps if config.sampler == "ddim" else None
+        steps = config.num_inference_steps if sampler == "ddim" else None
         plans = self.planner.sample(history, goal, config.num_inference_samples, steps,
-                                    warm_start, sampler=config.sampler, generator=self._generator(config.plan_seed),
+                                    warm_start, sampler=sampler, generator=self._generator(config.plan_seed),
                                     networks=self.networks)
         states = normalizer.unnormalize_plan(plans[0], current)
         if not np.isfinite(states.cpu().numpy()).all():  # NumPy: a third of PyTorch's time on a plan this small

@@ -28,7 +28,7 @@ from .data import Episodes, invdyn_windows, load_episodes, planner_windows, spli
 from .device import select_device
 from .files import remove_stale_temporaries
 from .invdyn import INVDYN_TYPES, InvDynConfig, build_invdyn
-from .normalization import Normalizer
+from .normalization import PLAN_SCALES, Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
 from .robot import COMMAND_INTERFACES, RobotDescription, RobotMismatch
 from .settings import check, setting
@@ -79,6 +79,9 @@ class TrainConfig:
     """Planner: number of future states planned."""
     n_obs_steps: int = setting(2, low=1)
     """Planner: number of recent states it is conditioned on."""
+    plan_scale: str = setting("std", choices=PLAN_SCALES)
+    """Planner: how its coordinates scale each step's state change: std (its standard deviation), range (its 99.5th
+    percentile of magnitude) or symlog (std, then log-compressed beyond one); see the README on the two-way task."""
     val_fraction: float = setting(0.1, low=0.0, high=1.0)
     """Fraction of episodes held out for validation."""
     seed: int = 0
@@ -380,7 +383,7 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
     normalizer = Normalizer.fit(train_episodes)
     if kind == "planner":
         normalizer = normalizer.with_plan_statistics(planner_windows(train_episodes, config.n_obs_steps, config.horizon),
-                                                     train_episodes.robot.goal_state_indices())
+                                                     train_episodes.robot.goal_state_indices(), config.plan_scale)
     if init is not None:
         # Fine-tuning keeps the normalizer the weights were trained with.
         check_config(config.init_from, init["config"], **model_config)
