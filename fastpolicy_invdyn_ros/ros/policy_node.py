@@ -349,7 +349,7 @@ class InvDynPolicyNode(LifecycleNode):
         self._period_ns = round(1e9 / self.rate_hz)
         self.phase = TickPhase()
         self._phase_shifts = 0
-        self._shift_ns = 0  # the timer's period is longer by this until the next tick restores it
+        self._shift_ns = 0  # the timer's period is longer (shorter) by this until the next tick restores it
 
         # Preallocated messages: the tick only copies numbers into their arrays (through numpy views).
         self._plan_msg = Float64MultiArray(data=[0.0] * (horizon * state_dim))
@@ -443,7 +443,7 @@ class InvDynPolicyNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         # When this tick was due: its start may wait for a callback (a joint state's, often).
         due_ns = now_ns + self._tick_timer.time_until_next_call() - (self._period_ns + self._shift_ns)
-        if self._shift_ns:  # the one longer period that shifts the phase has begun
+        if self._shift_ns:  # the one longer (shorter) period that shifts the phase has begun
             self._tick_timer.timer_period_ns = self._period_ns
             self._shift_ns = 0
         # A state that arrived with the tick's due time: rclpy's executor runs ready timers before ready
@@ -516,14 +516,16 @@ class InvDynPolicyNode(LifecycleNode):
         self.get_logger().info(f"parameters set: {', '.join(f'{p.name}={p.value}' for p in parameters)}")
 
     def _align_tick(self) -> None:
-        """Make the next-but-one tick period longer by the shift the phase asks for (the tick restores it)."""
+        """Make the next-but-one tick period longer or shorter by the shift the phase asks for (the tick restores
+        it)."""
         shift_ns = self.phase.shift_ns()
         if shift_ns and not self._shift_ns:
             self._tick_timer.timer_period_ns = self._period_ns + shift_ns
             self._shift_ns = shift_ns
             self._phase_shifts += 1
             self.phase.restart_ticks()
-            self.get_logger().info(f"tick phase shifted {shift_ns * 1e-6:.2f} ms later, to just after the joint states")
+            self.get_logger().info(f"tick phase shifted {abs(shift_ns) * 1e-6:.2f} ms {'later' if shift_ns > 0 else 'earlier'}, "
+                                   "to just after the joint states")
 
     # ---- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
