@@ -33,12 +33,17 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_existing_threads_run_fifo_and_later_threads_and_children_normally():
-    result = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
+def checks_in_a_child(code: str) -> list[str]:
+    """What ``code`` prints, run in a fresh process (its scheduling changes stay there); skips without permission."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     if result.stdout.strip() == "EPERM":
         pytest.skip("no permission for SCHED_FIFO here")
-    assert result.stdout.split() == ["True"] * 4
+    return result.stdout.split()
+
+
+def test_existing_threads_run_fifo_and_later_threads_and_children_normally():
+    assert checks_in_a_child(CHILD) == ["True"] * 4
 
 
 def test_priority_out_of_range_is_refused():
@@ -61,11 +66,7 @@ BLOCK = textwrap.dedent("""
 
 
 def test_a_block_runs_fifo_and_the_thread_runs_normally_again_after_it():
-    result = subprocess.run([sys.executable, "-c", BLOCK], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    if result.stdout.strip() == "EPERM":
-        pytest.skip("no permission for SCHED_FIFO here")
-    assert result.stdout.split() == ["True"] * 4
+    assert checks_in_a_child(BLOCK) == ["True"] * 4
 
 
 def test_a_block_priority_out_of_range_is_refused():

@@ -19,7 +19,8 @@ PLAN_RANGE_PERCENTILE = 99.5
 """The ``range`` plan scale: this percentile of each step's absolute state change."""
 
 _FIELDS = ("state_mean", "state_std", "action_mean", "action_std")
-_OPTIONAL_FIELDS = ("plan_delta_std", "plan_symlog", "goal_error_std", "goal_index", "goal_mean", "action_reference")
+_OPTIONAL_FIELDS = ("plan_delta_std", "plan_symlog", "goal_error_std", "goal_index", "goal_mean",
+                    "action_reference")
 _INDEX_FIELDS = ("goal_index", "action_reference")
 
 
@@ -49,7 +50,7 @@ class Normalizer:
     """(H, S) scale of s_{t+k} - s_t for k = 1..H (planner checkpoints only): its std, or with the ``range`` plan
     scale its 99.5th percentile of magnitude."""
     plan_symlog: torch.Tensor | None = None
-    """Present (0-d, 1) when the scaled plan is also compressed, ``sign(x) log(1 + |x|)`` (the ``symlog`` plan scale)."""
+    """Present (0-d, 1) when the scaled plan is also compressed, ``sign(x) log(1 + |x|)`` (the symlog plan scale)."""
     goal_error_std: torch.Tensor | None = None
     """(G,) std of each goal entry's error from its state entry, or of the entry itself (planner only)."""
     goal_index: torch.Tensor | None = None

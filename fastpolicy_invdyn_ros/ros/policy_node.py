@@ -524,8 +524,9 @@ class InvDynPolicyNode(LifecycleNode):
             self._shift_ns = shift_ns
             self._phase_shifts += 1
             self.phase.restart_ticks()
-            self.get_logger().info(f"tick phase shifted {abs(shift_ns) * 1e-6:.2f} ms {'later' if shift_ns > 0 else 'earlier'}, "
-                                   "to just after the joint states")
+            way = "later" if shift_ns > 0 else "earlier"
+            self.get_logger().info(f"tick phase shifted {abs(shift_ns) * 1e-6:.2f} ms {way}, to just after the "
+                                   "joint states")
 
     # ---- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

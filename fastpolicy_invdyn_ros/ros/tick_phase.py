@@ -7,7 +7,8 @@ period, and it stays there for as long as both run at their rates. ``TickPhase``
 stream's period, the transport delay (arrival minus stamp) and the phase of the ticks, and says
 how much later or earlier the tick should come to fall due just after the states arrive, whichever
 is the shorter move; the node makes one timer period that much longer or shorter (and takes a state
-that arrived but was not handed to its callback yet itself). When the periods do not divide, the tick's phase wanders and nothing is proposed.
+that arrived but was not handed to its callback yet itself). When the periods do not divide, the
+tick's phase wanders and nothing is proposed.
 """
 from __future__ import annotations
 

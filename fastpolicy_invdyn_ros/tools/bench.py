@@ -5,11 +5,12 @@ policy does on every replan after the first), few-step DDIM from noise, and DDPM
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
 ticks between plans: inverse dynamics on every sample's next state and their mean (``tick``, with the
 default ``mean``) or on the chosen sample's (``tick_chosen``, ``consistent``), smoothing; timed back
-to back, and once per control period as the node runs it (at the node's SCHED_FIFO priority; on a VM on a shared host a tick 10 ms after
-the last is two to three times slower than one right after another, and the floor rows, one tiny op
-timed both ways, show whether the machine is such a one). Each runtime's models are chosen as the node
-chooses them (``core.runtime``); every row also shows its p50 against PyTorch's. The sample selection
-is timed where it runs: in the planner, once per plan. ``--json`` writes the rows for machines.
+to back, and once per control period as the node runs it, at its SCHED_FIFO priority (on a VM on a
+shared host a tick 10 ms after the last is two to three times slower than one right after another,
+and the floor rows, one tiny op timed both ways, show whether the machine is such a one). Each
+runtime's models are chosen as the node chooses them (``core.runtime``); every row also shows its p50
+against PyTorch's. The sample selection is timed where it runs: in the planner, once per plan.
+``--json`` writes the rows for machines.
 """
 from __future__ import annotations
 
