@@ -15,7 +15,7 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from fastpolicy_invdyn_ros.tools import demo
+from fastpolicy_invdyn_ros.tools import demo, ros_bench
 from fastpolicy_invdyn_ros.ros.common import spinning
 from fastpolicy_invdyn_ros.ros.processes import (CONTROLLER_TOPIC, private_domain_id, ros_environment, sim_command, start,
                                                stop_process, use_domain, wait_for)
@@ -133,3 +133,13 @@ def test_the_closed_loop_reaches_its_goals_with_the_default_models(tmp_path, cap
     # machine), which the offline evaluation does not have: one goal in three may time out there.
     assert report["num_goals"] == 3 and report["reached"] >= 2, report
     assert (tmp_path / "episode.png").stat().st_size > 10_000
+
+
+def test_ros_bench_measures_the_floor_then_the_policy_over_dds(tmp_path, capsys) -> None:
+    assert ros_bench.main(["--duration_s", "2", "--warmup_s", "0.5", "--output_dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["commands"]["count"] >= 100, out  # 200 expected at 100 Hz; a busy machine drops a few
+    floor = results["floor"]
+    assert floor["late_wakes"] >= 0 and 0.0 <= floor["lateness_ms"]["p50"] <= floor["max_lateness_ms"], floor
+    assert "machine floor: idle wakes that late" in out and "ticks late by more than one period" in out

@@ -92,3 +92,21 @@ def measure_latency(call: Callable[[], object], iterations: int, warmup: int = 2
         call()
         durations[i] = time.perf_counter() - started
     return durations
+
+
+def late_intervals(times_s: np.ndarray, period_s: float) -> int:
+    """How many of the intervals between successive ``times_s`` (any order) exceed two periods: events more than one
+    period late."""
+    return int(np.sum(np.diff(np.sort(times_s)) > 2.0 * period_s))
+
+
+def wake_lateness(period_s: float, count: int) -> np.ndarray:
+    """(count,) how late (s) a loop that only waits for a deadline every ``period_s`` woke each time: on a VM whose
+    host preempts it now and then, the floor under any periodic tick at the calling thread's priority."""
+    lateness = np.empty(count)
+    due = time.perf_counter()
+    for i in range(count):
+        due += period_s
+        time.sleep(max(0.0, due - time.perf_counter()))
+        lateness[i] = time.perf_counter() - due
+    return lateness

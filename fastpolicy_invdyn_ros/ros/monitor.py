@@ -9,7 +9,7 @@ from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 
-from ..core.metrics import percentiles_ms, rms_jerk
+from ..core.metrics import late_intervals, percentiles_ms, rms_jerk
 
 
 @dataclass
@@ -74,12 +74,11 @@ class CommandMonitor(Node):
         duration_s = (received[-1] - received[0]) * 1e-9
         stamps = np.array(self.stamp_ns)
         fresh = np.concatenate(([True], np.diff(stamps) > 0))
-        intervals_s = np.diff(np.sort(sent)) * 1e-9
         return CommandStats(
             count=len(received),
             rate_hz=(len(received) - 1) / duration_s,
             latency_ms=percentiles_ms((received[fresh] - stamps[fresh]) * 1e-9),
             sent_latency_ms=percentiles_ms((sent[fresh] - stamps[fresh]) * 1e-9),
-            late_ticks=int(np.sum(intervals_s > 2.0 * period_s)),
+            late_ticks=late_intervals(sent * 1e-9, period_s),
             jerk=rms_jerk(np.array(self.commands)),
         )

@@ -9,6 +9,10 @@ here minus the stamp of the joint state it was computed from) and its part up to
 send, the achieved command rate and the ticks late by more than one period, and prints them with
 the node's own diagnostics (tick time, the age of the state each tick used). Like a controller
 manager, this receiving end runs SCHED_FIFO by default (``--monitor_priority``).
+
+Before the nodes start it measures the machine's floor (``--floor``): a thread at the same priority
+that only waits for a deadline every period, for as long: its wake-ups late by more than one period
+are ticks no code can keep on time here (a VM's host preempts it now and then).
 """
 from __future__ import annotations
 
@@ -18,14 +22,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ..core.files import write_text_atomic
+from ..core.metrics import late_intervals, percentiles_ms, wake_lateness
 from ..core.runtime import RuntimeConfig
 from ..core.settings import setting
 from ..ros.closed_loop import closed_loop
 from ..ros.monitor import CommandStats
 from ..ros.processes import wait_for
+from ..ros.realtime import fifo_priority
 from . import cli
 
 STARTUP_ALLOWANCE_S = 60.0
@@ -56,6 +63,30 @@ class BenchOptions:
     """More arm_sim parameters as name:=value, e.g. thread_priority:=0."""
     monitor_priority: int = setting(50, low=0, high=99)
     """SCHED_FIFO priority of the receiving end here, as a controller manager's (0: normal scheduling)."""
+    floor: bool = setting(True)
+    """First measure the machine's floor: an idle thread at monitor_priority waking every period for duration_s."""
+
+
+@dataclass
+class Floor:
+    """How late an idle thread wakes for a deadline every period on this machine: the floor under any tick."""
+
+    late_wakes: int
+    """Wake-ups more than one period late (more than two periods after the one before), as ``late_ticks``."""
+    lateness_ms: dict[str, float]
+    """p50 and p99 of how late it woke (ms)."""
+    max_lateness_ms: float
+    """The latest wake-up (ms late)."""
+
+
+def measure_floor(rate_hz: float, duration_s: float, priority: int) -> Floor:
+    """The floor at ``rate_hz`` over ``duration_s``, this thread at SCHED_FIFO ``priority`` (0: as it is)."""
+    period_s = 1.0 / rate_hz
+    count = max(2, round(duration_s * rate_hz))
+    with fifo_priority(priority):
+        lateness = wake_lateness(period_s, count)
+    return Floor(late_intervals(period_s * np.arange(count) + lateness, period_s), percentiles_ms(lateness),
+                 float(lateness.max() * 1e3))
 
 
 def parameters(assignments: list[str]) -> dict[str, object]:
@@ -89,7 +120,7 @@ def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict
         return monitor.stats(1.0 / options.rate_hz), dict(monitor.diagnostics)
 
 
-def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[str, str]) -> None:
+def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[str, str], floor: Floor | None) -> None:
     expected = options.rate_hz * options.duration_s
     rows = [
         ("state-to-command latency p50 (ms)", f"{stats.latency_ms['p50']:.2f}", ""),
@@ -98,6 +129,10 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
          f"{stats.sent_latency_ms['p50']:.2f} / {stats.sent_latency_ms['p99']:.2f}", ""),
         ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
         ("ticks late by more than one period", str(stats.late_ticks), "0"),
+        *([] if floor is None else [
+            ("  machine floor: idle wakes that late", str(floor.late_wakes), ""),
+            ("  floor wake lateness p99 / max (ms)", f"{floor.lateness_ms['p99']:.2f} / {floor.max_lateness_ms:.2f}",
+             "")]),
         ("commands received", str(stats.count), f"{expected:.0f}"),
         ("node tick latency p50 / p99 (ms)",
          f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
@@ -123,13 +158,19 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
 def ros_bench(options: BenchOptions) -> int:
     output_dir = Path(options.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    floor = None
+    if options.floor:
+        print(f"ros_bench: the machine's floor first: an idle thread waking at {options.rate_hz:g} Hz for "
+              f"{options.duration_s:g} s", flush=True)
+        floor = measure_floor(options.rate_hz, options.duration_s, options.monitor_priority)
     try:
         stats, diagnostics = measure(options, output_dir)
     except (RuntimeError, FileNotFoundError) as error:
         print(f"ros_bench: error: {error}", file=sys.stderr)
         return 1
-    print_table(options, stats, diagnostics)
-    results = {"options": asdict(options), "commands": asdict(stats), "node_diagnostics": diagnostics}
+    print_table(options, stats, diagnostics, floor)
+    results = {"options": asdict(options), "commands": asdict(stats), "node_diagnostics": diagnostics,
+               "floor": None if floor is None else asdict(floor)}
     write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
     return 0
 
