@@ -226,3 +226,18 @@ def test_a_velocity_policy_ramps_to_zero_whatever_the_safe_mode(default_models):
     policy.select_action(state, goal)
     held = [policy.safe_action("stale input") for _ in range(200)]
     np.testing.assert_allclose(held[-1], 0.0, atol=1e-9)
+
+
+def test_ensemble_decay_blends_the_overlapping_plans_the_tick_acts_on(default_models):
+    planner, invdyn = default_models
+    sim = ArmSim()
+    state, goal = reach_state(sim, seed=5)
+
+    def commands(decay: float) -> np.ndarray:
+        config = PolicyConfig(ensemble_decay=decay, planning=PlanningConfig(plan_seed=1))
+        policy = Policy(planner, invdyn, config, -sim.torque_limit, sim.torque_limit, sim.dt)
+        return np.array([policy.select_action(state, goal) for _ in range(2 * config.replan_every)])
+
+    alone, blended = commands(0.0), commands(0.5)
+    np.testing.assert_array_equal(alone[:4], blended[:4])  # one plan so far: nothing to blend
+    assert not np.allclose(alone[4:], blended[4:], atol=1e-6)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .actions import ActionStep, TorchActionStep
+from .ensemble import PlanEnsemble
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
 from .planning import BackgroundPlanner, Plan, Planning, PlanningConfig, PlanRequest
@@ -42,6 +43,9 @@ class PolicyConfig:
     """Sample actions at temperature from a probabilistic inverse dynamics model; false uses its mean."""
     replan_every: int = setting(4, low=1, high=256)
     """Control ticks between plans (receding horizon), at most the planner's horizon."""
+    ensemble_decay: float = setting(0.0, low=0.0, high=1.0)
+    """Temporal ensembling, as ACT does: the tick acts on the blend of what the recent plans covering it say for
+    its next state, each plan weighted this factor times the next newer one's; 0: the newest plan alone."""
     planning: PlanningConfig = field(default_factory=PlanningConfig)
     """How each plan is drawn."""
     smoothing: SmootherConfig = field(default_factory=SmootherConfig)
@@ -94,6 +98,7 @@ class Policy:
         # NumPy, not a tensor: each tick shifts it and reads it, a few NumPy copies against several PyTorch calls.
         self._history = np.zeros((self.history_length, invdyn.config.state_dim), np.float32)
         self._planning = Planning(planner) if planning is None else planning
+        self._ensemble = PlanEnsemble(planner.config.horizon, invdyn.config.state_dim)
         self._action_step = TorchActionStep(invdyn) if action_step is None else action_step
         self._worker = worker
         if interface not in COMMAND_INTERFACES:
@@ -146,6 +151,7 @@ class Policy:
         """Forget history and plans (a new episode, or input resumed after a fault)."""
         self._tick = 0
         self._plan: Plan | None = None
+        self._ensemble.reset()
         self._plan_error: str | None = None  # the background planner's, until a plan succeeds
         self._state_tick: int | None = None  # the tick whose state the last act took (for plan_ahead)
         self._history_filled = False
@@ -256,8 +262,9 @@ class Policy:
             if age >= self.horizon:
                 return self.safe_action(f"plan is {age} ticks old, beyond the horizon")
             temperature = self.config.temperature if self.config.use_probabilistic_sampling else 0.0
-            action = self._action_step(self._history[-self.invdyn.config.seq_length:], plan.executed_states[:, age],
-                                       temperature)
+            self._ensemble.add(plan)
+            next_states = self._ensemble.states(tick, self.config.ensemble_decay)
+            action = self._action_step(self._history[-self.invdyn.config.seq_length:], next_states, temperature)
             if not np.isfinite(action).all():
                 return self.safe_action("inverse dynamics output is not finite")
             self.status = TickStatus(True, "", age, plan.seconds)
