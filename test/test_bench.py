@@ -18,7 +18,8 @@ def test_bench_reports_plans_and_ticks_per_runtime_back_to_back_and_paced_as_jso
     assert all(set(row) == {"runtime", "what", "p50_ms", "p99_ms"} for row in rows)
     assert [(row["runtime"], row["what"]) for row in rows] == (
         [("torch", what) for what in PER_RUNTIME] + [("onnxruntime", what) for what in PER_RUNTIME]
-        + [("torch", "sample_selection"), ("torch", "floor_back_to_back"), ("torch", "floor_paced")])
+        + [("torch", "sample_selection"), ("numpy", "plan_ensemble"), ("torch", "floor_back_to_back"),
+           ("torch", "floor_paced")])
     assert all(0.0 < row["p50_ms"] <= row["p99_ms"] and math.isfinite(row["p99_ms"]) for row in rows)
     out = capsys.readouterr()
     assert "| onnxruntime | tick_paced |" in out.out

@@ -58,7 +58,7 @@ class PlanEnsemble:
             states = plan.executed_states
             age = tick - plan.origin_tick
             if age >= states.shape[1] or len(states) != rows:
-                break  # older plans end sooner still
+                break  # older plans end sooner still, or executed other rows
             np.multiply(states[:, age], weight, out=scaled)
             blend += scaled
             total += weight

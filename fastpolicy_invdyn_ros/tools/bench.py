@@ -9,7 +9,9 @@ to back, and once per control period as the node runs it, at its SCHED_FIFO prio
 shared host a tick 10 ms after the last is two to three times slower than one right after another,
 and the floor rows, one tiny op timed both ways, show whether the machine is such a one). Each
 runtime's models are chosen as the node chooses them (``core.runtime``); every row also shows its p50
-against PyTorch's. The sample selection is timed where it runs: in the planner, once per plan.
+against PyTorch's. The sample selection is timed where it runs: in the planner, once per plan; the
+temporal ensemble's blend (``ensemble_decay``) as the tick adds it, over the plans a tick at the default
+``replan_every`` overlaps.
 ``--json`` writes the rows for machines.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from ..core.checkpoint import load_invdyn, load_planner
 from ..core.device import select_device
+from ..core.ensemble import PlanEnsemble
 from ..core.files import write_text_atomic
 from ..core.metrics import measure_latency, percentiles_ms
 from ..core.paths import share_path
@@ -80,10 +83,11 @@ class Row:
     """One timing, as ``--json`` writes it."""
 
     runtime: str
-    """torch or onnxruntime."""
+    """torch or onnxruntime; numpy for the policy's own NumPy work on the tick (plan_ensemble)."""
     what: str
     """What was timed: plan_ddim_warm, plan_ddim_cold, plan_ddpm_<T>, tick_back_to_back, tick_paced,
-    tick_chosen_back_to_back, tick_chosen_paced, sample_selection, floor_back_to_back, floor_paced."""
+    tick_chosen_back_to_back, tick_chosen_paced, sample_selection, plan_ensemble, floor_back_to_back,
+    floor_paced."""
     p50_ms: float
     p99_ms: float
 
@@ -126,6 +130,18 @@ def time_floor(period_s: float, iterations: int) -> dict[str, float]:
     times slower once per control period than back to back (caches cold after other guests ran)."""
     values = torch.zeros(6)
     return percentiles_ms(measure_latency(lambda: torch.add(values, 1.0), iterations, period_s=period_s))
+
+
+def time_ensemble(plan: Plan, iterations: int) -> dict[str, float]:
+    """What ``ensemble_decay`` adds to a tick: blending the chosen sample's next state over every plan overlapping it
+    at the default ``replan_every`` (the same plan's states stand in for the older plans')."""
+    replan_every, horizon = PolicyConfig().replan_every, plan.states.shape[1]
+    ensemble = PlanEnsemble(horizon, plan.states.shape[2])
+    chosen = replace(plan, chosen=0)
+    for origin in range(0, horizon, replan_every):
+        ensemble.add(replace(chosen, origin_tick=origin))
+    tick = horizon - 1
+    return percentiles_ms(measure_latency(lambda: ensemble.states(tick, 0.5), iterations))
 
 
 def _row(runtime: str, what: str, values: dict[str, float]) -> Row:
@@ -179,6 +195,7 @@ def bench(config: BenchConfig) -> list[Row]:
     ahead = scaled[0, PolicyConfig().replan_every:]
     rows.append(_row("torch", "sample_selection", percentiles_ms(measure_latency(
         lambda: choose("consistent", scaled, ahead), config.tick_iterations))))
+    rows.append(_row("numpy", "plan_ensemble", time_ensemble(previous, config.tick_iterations)))
     rows.append(_row("torch", "floor_back_to_back", time_floor(0.0, config.tick_iterations)))
     with fifo_priority(config.thread_priority) as fifo:
         rows.append(_row("torch", "floor_paced", time_floor(config.control_period_s, config.paced_tick_iterations)))
