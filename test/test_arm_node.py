@@ -1,6 +1,6 @@
 """The arm_sim node over DDS, in its own process and a private ROS domain: joint states every physics step,
 zero-order-hold commands, the goal sequence with its report and log; and the closed loop of arm_sim and
-invdyn_policy with the package's default models reaching its goals (the demo)."""
+invdyn_policy with the package's default models reaching its goals (the demo), and ros_bench timing it."""
 from __future__ import annotations
 
 import json
