@@ -50,6 +50,11 @@ class FakeRobot(Node):
         self.commands: list[np.ndarray] = []
         self.command_stamps: list[int] = []
         """The stamp (ns) of the state each command was computed from (the last good one for a safe command)."""
+        self.command_arrivals_ns: list[int] = []
+        """When each command arrived here (time.monotonic_ns)."""
+        self.corrupted_since_ns: int | None = None
+        """When the first corrupted (or withheld) state of the current corruption was due (time.monotonic_ns): this
+        process's timer may run late on a busy machine, and the node cannot react to a state not yet sent."""
         self.good_stamps: set[int] = set()
         """The stamps (ns) of the states published uncorrupted."""
         self._previous_stamp = TimeMsg()
@@ -89,7 +94,10 @@ class FakeRobot(Node):
         corrupt = self.corrupt  # read once: the test thread may reset it meanwhile
         if corrupt is None:
             self.good_stamps.add(stamp_ns)
+            self.corrupted_since_ns = None
         else:
+            if self.corrupted_since_ns is None:
+                self.corrupted_since_ns = time.monotonic_ns()
             msg = corrupt(msg, self._count, self._previous_stamp)
         if msg is not None:
             self._state_pub.publish(msg)
@@ -100,6 +108,7 @@ class FakeRobot(Node):
             with self._lock:  # the field of the models' command interface
                 self.commands.append(np.array(msg.effort or msg.position or msg.velocity))
                 self.command_stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+                self.command_arrivals_ns.append(time.monotonic_ns())
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._lock:
@@ -112,13 +121,14 @@ class FakeRobot(Node):
         """The commands received over the next ``seconds``."""
         return self.collect_stamped(seconds)[0]
 
-    def collect_stamped(self, seconds: float) -> tuple[np.ndarray, list[int]]:
-        """The commands received over the next ``seconds`` and the stamps of the states they answer."""
+    def collect_stamped(self, seconds: float) -> tuple[np.ndarray, list[int], list[int]]:
+        """The commands received over the next ``seconds``, the stamps of the states they answer and when they
+        arrived (time.monotonic_ns)."""
         with self._lock:
             start = len(self.commands)
         time.sleep(seconds)
         with self._lock:
-            return np.array(self.commands[start:]), self.command_stamps[start:]
+            return np.array(self.commands[start:]), self.command_stamps[start:], self.command_arrivals_ns[start:]
 
     def diagnostics_since(self, index: int) -> list[DiagnosticStatus]:
         with self._lock:

@@ -250,14 +250,18 @@ def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(health
     corruption, words, held = BAD_INPUTS[case]
     seen = len(healthy.diagnostics)
     healthy.corrupt = corruption
-    commands, stamps = healthy.collect_stamped(1.0)
+    commands, stamps, arrivals = healthy.collect_stamped(1.0)
+    corrupted_since_ns = healthy.corrupted_since_ns
     healthy.corrupt = None
     first_safe = next((i for i, command in enumerate(commands) if is_safe(command)), len(commands))
     assert len(commands) - first_safe > 20, f"{case}: no safe command, or the node stopped publishing"
     assert all(is_safe(command) for command in commands[first_safe:]), f"{case}: not the safe command throughout"
     answered = stamps[:first_safe]
     assert all(stamp in healthy.good_stamps for stamp in answered), f"{case}: a command answers a bad state"
-    assert answered.count(max(answered, default=0)) <= held, f"{case}: the last good state was used too long"
+    # Counted from when the first bad state was due: the fake robot's own timer may be late on a busy machine.
+    last_good = max(answered, default=0)
+    after = [stamp for stamp, arrival in zip(answered, arrivals) if stamp == last_good and arrival > corrupted_since_ns]
+    assert len(after) <= held, f"{case}: the last good state was used too long"
     assert wait_for(lambda: reported(healthy, seen, words), 3.0), [diagnostic_text(s) for s in healthy.diagnostics]
 
 
