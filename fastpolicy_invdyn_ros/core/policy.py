@@ -11,7 +11,9 @@ trades requests and plans with the background planner after the command is sent.
 How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``mean`` (the
 default) every sample's next state gives an action and their mean is executed; with ``consistent`` or
 ``mode`` the planner chooses one sample (``selection``), never their mean, which on a task with two
-ways around an obstacle goes through it, and that sample's next state gives the action.
+ways around an obstacle goes through it, and that sample's next state gives the action. With
+``ensemble_decay`` above 0 that next state is first blended with what the older plans still covering the
+tick say for it (``ensemble``, as ACT does).
 """
 from __future__ import annotations
 
