@@ -24,9 +24,9 @@ class PlanEnsemble:
     predecessor: with ``mean`` every sample, with a selection rule the one executed).
     """
 
-    def __init__(self, capacity: int, state_dim: int, rows: int = 1) -> None:
+    def __init__(self, capacity: int, state_dim: int) -> None:
         self._plans: deque[Plan] = deque(maxlen=capacity)
-        self._blend = np.zeros((rows, state_dim), np.float32)
+        self._blend = np.zeros((1, state_dim), np.float32)  # grown to the executed rows on first need
         self._scaled = np.zeros_like(self._blend)
 
     def reset(self) -> None:
