@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from fastpolicy_invdyn_ros.core.checkpoint import load_invdyn, read_checkpoint
+from fastpolicy_invdyn_ros.core.checkpoint import CheckpointError, load_invdyn, read_checkpoint
 from fastpolicy_invdyn_ros.core.conversion import convert_to_enhanced_invdyn
+from fastpolicy_invdyn_ros.core.data import split_episodes
+from fastpolicy_invdyn_ros.core.normalization import Normalizer
 from fastpolicy_invdyn_ros.core.robot import RobotDescription
-from fastpolicy_invdyn_ros.core.training import TrainConfig, train
+from fastpolicy_invdyn_ros.core.training import (TrainConfig, build_model, load_training_data, make_windows, train,
+                                                 validate)
 from fastpolicy_invdyn_ros.sim import ArmSim
 from fastpolicy_invdyn_ros.tools.trainer import main
 
@@ -56,9 +60,10 @@ def run_trainer(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_resume_continues_a_killed_run_to_the_same_weights(demos_path, tmp_path):
+@pytest.mark.parametrize("averaging", [[], ["--ema_decay", "0.999"]], ids=["weights", "ema"])
+def test_resume_continues_a_killed_run_to_the_same_weights(demos_path, tmp_path, averaging):
     common = ["--data", str(demos_path), "--steps", "300", "--checkpoint_every", "50", "--hidden_dim", "128",
-              "--num_layers", "2", "--batch_size", "128", "--no-progress"]
+              "--num_layers", "2", "--batch_size", "128", "--no-progress", *averaging]
     uninterrupted = tmp_path / "uninterrupted"
     main(common + ["--output_dir", str(uninterrupted)])
 
@@ -83,6 +88,32 @@ def test_resume_continues_a_killed_run_to_the_same_weights(demos_path, tmp_path)
     actual = read_checkpoint(killed / "invdyn_enhanced_final.pth")["state_dict"]
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_the_moving_average_is_what_is_validated_and_saved_not_what_is_trained(demos_path, tmp_path):
+    common = {"data": [str(demos_path)], "steps": 100, "lr": 1e-3, "eval_every": 100, "checkpoint_every": 100, **SMALL}
+    plain = train(TrainConfig(output_dir=str(tmp_path / "plain"), **common))
+    config = TrainConfig(output_dir=str(tmp_path / "ema"), ema_decay=0.999, **common)
+    averaged = train(config)
+    trained = read_checkpoint(plain.final_path)["state_dict"]
+    last = read_checkpoint(tmp_path / "ema" / "invdyn_enhanced_last.pth")
+    for name, value in trained.items():  # averaging leaves the optimization alone
+        torch.testing.assert_close(last["train_state"]["weights"][name], value)
+    saved = read_checkpoint(averaged.final_path)
+    assert saved["metadata"]["ema_decay"] == 0.999
+    assert not torch.allclose(saved["state_dict"]["mean_head.weight"], trained["mean_head.weight"])
+
+    episodes = load_training_data(config.data)
+    model, _ = build_model(config, episodes)
+    model.load_state_dict(saved["state_dict"])
+    normalizer = Normalizer.from_state_dict(saved["normalizer"])
+    held_out = make_windows(config, split_episodes(episodes, config.val_fraction, config.seed)[1], normalizer,
+                            torch.device("cpu"))
+    assert validate(model, config.model_type, held_out) == pytest.approx(averaged.val_metric, rel=1e-6)
+    assert averaged.val_metric < 0.5, "the average follows the training"  # predicting the mean scores 1
+
+    with pytest.raises(CheckpointError, match="was trained with --ema_decay; resume it as it was"):
+        train(replace(config, ema_decay=0.0, steps=200, resume=True))
 
 
 def test_a_converted_model_trains_further(demos_path, tmp_path):

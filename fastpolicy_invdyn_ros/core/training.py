@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from .normalization import PLAN_SCALES, Normalizer
 from .planner import DiffusionPlanner, PlannerConfig
 from .robot import COMMAND_INTERFACES, RobotDescription, RobotMismatch
 from .settings import check, setting
+
+if TYPE_CHECKING:
+    from diffusers.training_utils import EMAModel
 
 MODEL_TYPES = INVDYN_TYPES + ("planner",)
 
@@ -98,6 +101,9 @@ class TrainConfig:
     """Linear learning-rate warmup steps."""
     grad_clip: float = setting(1.0, low=0.0)
     """Clip the gradient norm to this value."""
+    ema_decay: float = setting(0.0, low=0.0, high=0.99999)
+    """Largest decay of the exponential moving average of the weights that validation and the checkpoints use,
+    warmed up as 1 - (1 + step)^-0.75 (Diffusion Policy's); 0: the last weights as they are."""
     eval_every: int = setting(500, low=1)
     """Steps between validations."""
     checkpoint_every: int = setting(500, low=1)
@@ -334,21 +340,48 @@ def gather_rng_states(job: Distributed) -> list[torch.Tensor]:
     return states
 
 
-def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler,
+def restore(path: Path, kind: str, model: nn.Module, optimizer, scheduler, ema: EMAModel | None,
             job: Distributed) -> tuple[int, Normalizer, float]:
     """Load a ``*_last.pth`` written by this trainer; returns the step to continue from, the normalizer and
     the last validation metric."""
     payload = read_checkpoint(path, kind=kind)
     if "train_state" not in payload:
         raise CheckpointError(f"{path}: has no training state to resume from")
-    model.load_state_dict(payload["state_dict"])
     state = payload["train_state"]
+    if (ema is None) != (state.get("ema") is None):
+        raise CheckpointError(f"{path}: was trained {'without' if ema else 'with'} --ema_decay; resume it as it was")
+    model.load_state_dict(state.get("weights", payload["state_dict"]))
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng_states = state["torch_rng"]
     torch.set_rng_state(rng_states[job.rank % len(rng_states)])
     val_metric = float(payload["metadata"].get("val_metric", float("nan")))
     return int(state["step"]), Normalizer.from_state_dict(payload["normalizer"]), val_metric
+
+
+def moving_average(model: nn.Module, config: TrainConfig) -> EMAModel | None:
+    """The weights' exponential moving average, if ``config`` asks for one."""
+    if not config.ema_decay:
+        return None
+    from diffusers.training_utils import EMAModel  # a second of imports (diffusers' models) only when asked
+
+    return EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
+
+
+@contextmanager
+def averaged_weights(model: nn.Module, ema: EMAModel | None) -> Iterator[None]:
+    """``model`` holds the averaged weights inside the block (buffers stay the trained ones), its own after."""
+    if ema is None:
+        yield
+        return
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    try:
+        yield
+    finally:
+        ema.restore(model.parameters())
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -394,12 +427,13 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, config.steps // 10), config.steps)
+    ema = moving_average(model, config)
     output_dir = Path(config.output_dir)
     last_path, final_path = output_dir / f"{config.stem}_last.pth", output_dir / f"{config.stem}_final.pth"
     remove_stale_temporaries(output_dir)  # of saves a killed run left behind
     step, val_metric = 0, float("nan")
     if config.resume and last_path.exists():
-        step, normalizer, val_metric = restore(last_path, kind, model, optimizer, scheduler, job)
+        step, normalizer, val_metric = restore(last_path, kind, model, optimizer, scheduler, ema, job)
         if step >= config.steps and final_path.exists():  # a finished run: its files stay as they are
             if job.is_main:
                 print(f"{last_path} finished at step {step}/{config.steps} already; nothing to do "
@@ -428,9 +462,14 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
             return
         train_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                        "torch_rng": rng_states}
-        save_checkpoint(path, kind=kind, config=model_config, state_dict=model.state_dict(), normalizer=normalizer,
-                        metadata={**metadata, "steps": step, "val_metric": val_metric},
-                        train_state=train_state if with_train_state else None)
+        if ema is not None:  # the checkpoint's weights are the average; training continues from its own
+            train_state |= {"ema": ema.state_dict(),
+                            "weights": {name: value.clone() for name, value in model.state_dict().items()}}
+        with averaged_weights(model, ema):
+            save_checkpoint(path, kind=kind, config=model_config, state_dict=model.state_dict(), normalizer=normalizer,
+                            metadata={**metadata, "steps": step, "val_metric": val_metric,
+                                      "ema_decay": config.ema_decay},
+                            train_state=train_state if with_train_state else None)
 
     start_step, started = step, time.perf_counter()
     progress = tqdm(total=config.steps, initial=step, desc=config.stem, dynamic_ncols=True,
@@ -444,10 +483,13 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.step(model.parameters())
         step += 1
         progress.update(1)
         if job.is_main and (step % config.eval_every == 0 or step == config.steps):
-            val_metric = validate(model, config.model_type, val_data)
+            with averaged_weights(model, ema):
+                val_metric = validate(model, config.model_type, val_data)
             tqdm.write(f"{config.stem} step {step}/{config.steps}: train loss {loss.item():.4f}, val {val_metric:.4f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
             save(last_path, val_metric, with_train_state=True)
