@@ -460,16 +460,18 @@ def _train(config: TrainConfig, job: Distributed, device: torch.device) -> Train
         rng_states = gather_rng_states(job) if with_train_state else []  # a collective: every rank calls it
         if not job.is_main:
             return
-        train_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "torch_rng": rng_states}
-        if ema is not None:  # the checkpoint's weights are the average; training continues from its own
-            train_state |= {"ema": ema.state_dict(),
-                            "weights": {name: value.clone() for name, value in model.state_dict().items()}}
+        train_state = None
+        if with_train_state:
+            train_state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "torch_rng": rng_states}
+            if ema is not None:  # the checkpoint's weights are the average; training continues from its own
+                train_state |= {"ema": ema.state_dict(),
+                                "weights": {name: value.clone() for name, value in model.state_dict().items()}}
         with averaged_weights(model, ema):
             save_checkpoint(path, kind=kind, config=model_config, state_dict=model.state_dict(), normalizer=normalizer,
                             metadata={**metadata, "steps": step, "val_metric": val_metric,
                                       "ema_decay": config.ema_decay},
-                            train_state=train_state if with_train_state else None)
+                            train_state=train_state)
 
     start_step, started = step, time.perf_counter()
     progress = tqdm(total=config.steps, initial=step, desc=config.stem, dynamic_ncols=True,
