@@ -44,6 +44,23 @@ def test_the_expert_decides_from_the_state_its_drawn_side_only_breaks_the_tie_on
     np.testing.assert_array_equal(left(off_line, goal), right(off_line, goal))
 
 
+@pytest.mark.parametrize("angle", [np.pi / 4, 3 * np.pi / 4, -np.pi / 3])
+def test_the_expert_leaves_the_line_as_fast_on_a_diagonal_way_as_on_one_along_a_joint(task: Task, angle: float) -> None:
+    """Saturated joint by joint, a way diagonal in the disk's plane squeezed the sideways pull: the arm left the
+    line half as fast as on a way along a joint, and the way was decided late on those starts."""
+    def offset_after(direction: np.ndarray, ticks: int = 16) -> float:
+        expert = DetourExpert(task.sim, task.obstacle, ExpertConfig(noise_scale=0.0, frequency_jitter=0.0))
+        expert.side = 1
+        q0, goal = np.zeros(3), np.zeros(3)
+        q0[:2], goal[:2] = -1.2 * direction, 1.2 * direction
+        record = run_episode(task.sim, expert, goal, q0, ticks)
+        return float(signed_offset(record.states[-1, :3], goal, task.obstacle))
+
+    along_a_joint = offset_after(np.array([1.0, 0.0]))
+    assert along_a_joint > 0.05
+    assert offset_after(np.array([np.cos(angle), np.sin(angle)])) == pytest.approx(along_a_joint, rel=0.05)
+
+
 def test_clearance_is_the_distance_outside_the_disk_and_reaching_has_none(task: Task) -> None:
     config = task.obstacle
     states = np.zeros((3, 6))
