@@ -7,7 +7,7 @@ from pathlib import Path
 from fastpolicy_invdyn_ros.tools.bench import main
 
 PER_RUNTIME = ["plan_ddim_warm", "plan_ddim_cold", "plan_ddpm_100", "tick_back_to_back", "tick_paced",
-               "tick_chosen_back_to_back", "tick_chosen_paced"]
+               "tick_mean_back_to_back", "tick_mean_paced"]
 
 
 def test_bench_reports_plans_and_ticks_per_runtime_back_to_back_and_paced_as_json(tmp_path: Path, capsys) -> None:

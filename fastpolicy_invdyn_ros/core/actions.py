@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .invdyn import InvDynamic
 from .planner import DiffusionPlanner
+from .planning import PlanningConfig
 from .selection import choose
 
 
@@ -86,7 +87,7 @@ def sample_actions_with_enhanced_invdyn(
     temperature: float = 0.0,
     use_probabilistic_sampling: bool = False,
     num_inference_steps: int | None = None,
-    sample_selection: str = "mean",
+    sample_selection: str = PlanningConfig.sample_selection,
 ) -> SampledActions:
     """Plan ``num_inference_samples`` futures per row, act on each one's first state, choose one.
 
@@ -117,7 +118,7 @@ def generate_actions_with_enhanced_invdyn(
     temperature: float = 0.0,
     use_probabilistic_sampling: bool = False,
     num_inference_steps: int | None = None,
-    sample_selection: str = "mean",
+    sample_selection: str = PlanningConfig.sample_selection,
 ) -> torch.Tensor:
     """The seed's one-shot API: plan, then act on the first planned state of the chosen sample (or the mean
     of every sample's action). Works with every model type. Returns (B, A) normalized actions

@@ -26,10 +26,10 @@ class PlanningConfig:
 
     num_inference_samples: int = setting(8, low=1, high=256)
     """Plans drawn per replan, as one batch; sample_selection says which one is executed."""
-    sample_selection: str = setting("mean", choices=SAMPLE_SELECTIONS)
+    sample_selection: str = setting("consistent", choices=SAMPLE_SELECTIONS)
     """Which sampled plan is executed: consistent (the mode of the first plan, then the sample closest to the plan
     being executed), mode (the sample in the densest place, at every replan) or mean (every sample's action
-    averaged; the default until selection holds on the two-way task, see the README)."""
+    averaged, which on a task with two ways goes between them; for comparison)."""
     num_inference_steps: int = setting(5, low=1, high=1000)
     """DDIM denoising steps of a cold-start plan (a warm start runs the last fraction of them); at most the
     planner's training steps."""

@@ -8,10 +8,10 @@ and smooths it. A failure anywhere on that path returns the safe command (``safe
 ``Policy.status``. A controller splits the tick in two: ``act`` makes the command, ``plan_ahead``
 trades requests and plans with the background planner after the command is sent.
 
-How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``mean`` (the
-default) every sample's next state gives an action and their mean is executed; with ``consistent`` or
-``mode`` the planner chooses one sample (``selection``), never their mean, which on a task with two
-ways around an obstacle goes through it, and that sample's next state gives the action. With
+How the ``num_inference_samples`` plans become one action (``sample_selection``): with ``consistent`` (the
+default) or ``mode`` the planner chooses one sample (``selection``), never their mean, which on a task with
+two ways around an obstacle goes through it, and that sample's next state gives the action; with ``mean``
+every sample's next state gives an action and their mean is executed. With
 ``ensemble_decay`` above 0 that next state is first blended with what the older plans still covering the
 tick say for it (``ensemble``, as ACT does).
 """

@@ -11,8 +11,7 @@ A diffusion planner draws several plans because there may be several good future
   groups (a plan "straight through") is never it: its nearest others are all far. (The plain
   medoid, least summed distance to all, would choose that lone one when the groups are equal.)
   Chosen afresh at every replan;
-* ``mean``: every sample's action averaged, the old behaviour; still the default (see the README: the
-  selection rules do not yet hold on the two-way task).
+* ``mean``: every sample's action averaged, the old behaviour, kept for comparison.
 
 Distances are between whole plans in units of each state dimension's spread (the normalizer's
 state std), so that positions and velocities weigh alike. Plans are tiny (N x H x S, a few hundred

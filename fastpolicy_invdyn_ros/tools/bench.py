@@ -3,8 +3,8 @@
 The same planner network is sampled three ways: few-step DDIM from a warm start (what the
 policy does on every replan after the first), few-step DDIM from noise, and DDPM with all
 training steps (Decision Diffuser's way). The control tick is ``Policy.select_action`` on the
-ticks between plans: inverse dynamics on every sample's next state and their mean (``tick``, with the
-default ``mean``) or on the chosen sample's (``tick_chosen``, ``consistent``), smoothing; timed back
+ticks between plans: inverse dynamics on the chosen sample's next state (``tick``, the default
+``consistent``) or on every sample's and their mean (``tick_mean``, ``mean``), smoothing; timed back
 to back, and once per control period as the node runs it, at its SCHED_FIFO priority (on a VM on a
 shared host a tick 10 ms after the last is two to three times slower than one right after another,
 and the floor rows, one tiny op timed both ways, show whether the machine is such a one). Each
@@ -86,7 +86,7 @@ class Row:
     """torch or onnxruntime; numpy for the policy's own NumPy work on the tick (plan_ensemble)."""
     what: str
     """What was timed: plan_ddim_warm, plan_ddim_cold, plan_ddpm_<T>, tick_back_to_back, tick_paced,
-    tick_chosen_back_to_back, tick_chosen_paced, sample_selection, plan_ensemble, floor_back_to_back,
+    tick_mean_back_to_back, tick_mean_paced, sample_selection, plan_ensemble, floor_back_to_back,
     floor_paced."""
     p50_ms: float
     p99_ms: float
@@ -180,7 +180,7 @@ def bench(config: BenchConfig) -> list[Row]:
         rows += [_row(runtime, "plan_ddim_warm", time_plans(planning, warm, config.plan_iterations, device)),
                  _row(runtime, "plan_ddim_cold", time_plans(planning, cold, config.plan_iterations, device)),
                  _row(runtime, ddpm_name, time_plans(planning, ddpm, config.ddpm_iterations, device))]
-        for name, rule in (("tick", base.sample_selection), ("tick_chosen", "consistent")):
+        for name, rule in (("tick", base.sample_selection), ("tick_mean", "mean")):
             tick_config = PolicyConfig(replan_every=planner.config.horizon,
                                        planning=replace(base, sample_selection=rule))
             policy = Policy.for_robot(planner, invdyn, tick_config, sim.description(), action_step=action_step,
