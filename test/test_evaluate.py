@@ -20,7 +20,7 @@ def test_evaluate_writes_table_csv_and_plots_and_tells_models_of_one_kind_apart(
     rows = evaluate(EvaluateConfig(invdyn=paths, episodes=2, output_dir=str(output)))
 
     names = [row.controller for row in rows]
-    assert names == ["expert", "enhanced(first)+ddim+mean", "enhanced(second)+ddim+mean"]
+    assert names == ["expert", "enhanced(first)+ddim+consistent", "enhanced(second)+ddim+consistent"]
     expert, first, second = rows
     assert expert.success_rate == 1.0
     # The first two of the held-out goals `evaluate --episodes 50` reaches all of.
