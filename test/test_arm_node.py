@@ -147,6 +147,7 @@ def test_ros_bench_measures_the_floor_then_the_policy_over_dds(tmp_path, capsys)
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["commands"]["count"] >= 100, out  # 200 expected at 100 Hz; a busy machine drops a few
+    assert len(results["commands"]["late_at"]) == results["commands"]["late_ticks"], results["commands"]
     floor = results["floor"]
     assert floor["late_wakes"] >= 0 and 0.0 <= floor["lateness_ms"]["p50"] <= floor["max_lateness_ms"], floor
     assert "machine floor: idle wakes that late" in out and "ticks late by more than one period" in out

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.core.metrics import (action_mse, action_sparc, late_intervals, measure_latency, percentiles_ms,
-                                               rms_jerk, sparc, wake_lateness)
+from fastpolicy_invdyn_ros.core.metrics import (action_mse, action_sparc, late_gaps, late_intervals, measure_latency,
+                                               percentiles_ms, rms_jerk, sparc, wake_lateness)
 
 
 def test_action_mse_is_one_for_predicting_the_mean():
@@ -61,6 +61,7 @@ def test_late_intervals_count_the_gaps_longer_than_two_periods_in_any_order():
     assert late_intervals(np.array([0.0, 1.0, 2.0, 4.5, 5.0, 7.0]), 1.0) == 1  # 2.0 -> 4.5; 5.0 -> 7.0 is two
     assert late_intervals(np.array([5.0, 0.0, 1.0]), 1.0) == 1
     assert late_intervals(np.array([0.0]), 1.0) == 0
+    assert late_gaps(np.array([7.0, 0.0, 1.0, 2.0, 4.5, 5.0]), 1.0) == [(4.5, 2.5)]
 
 
 def test_wake_lateness_follows_the_deadlines_and_is_never_early():

@@ -97,7 +97,15 @@ def measure_latency(call: Callable[[], object], iterations: int, warmup: int = 2
 def late_intervals(times_s: np.ndarray, period_s: float) -> int:
     """How many of the intervals between successive ``times_s`` (any order) exceed two periods: events more than one
     period late."""
-    return int(np.sum(np.diff(np.sort(times_s)) > 2.0 * period_s))
+    return len(late_gaps(times_s, period_s))
+
+
+def late_gaps(times_s: np.ndarray, period_s: float) -> list[tuple[float, float]]:
+    """Each event more than one period late among ``times_s`` (any order): (its time from the first event, the
+    interval before it), both in seconds; when they come is what tells a periodic stall from the host's."""
+    ordered = np.sort(times_s)
+    gaps = np.diff(ordered)
+    return [(float(ordered[i + 1] - ordered[0]), float(gaps[i])) for i in np.flatnonzero(gaps > 2.0 * period_s)]
 
 
 def wake_lateness(period_s: float, count: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 
-from ..core.metrics import late_intervals, percentiles_ms, rms_jerk
+from ..core.metrics import late_gaps, percentiles_ms, rms_jerk
 
 
 @dataclass
@@ -30,6 +30,8 @@ class CommandStats:
     rest of ``latency_ms`` is the command's transport."""
     late_ticks: int
     """Commands sent more than one period late (more than two periods after the previous one)."""
+    late_at: list[tuple[float, float]]
+    """Each of those: when it was sent (s after the first command) and the interval before it (s)."""
     jerk: float
     """RMS jerk of the commands (action units per step^3, ``metrics.rms_jerk``)."""
 
@@ -74,11 +76,13 @@ class CommandMonitor(Node):
         duration_s = (received[-1] - received[0]) * 1e-9
         stamps = np.array(self.stamp_ns)
         fresh = np.concatenate(([True], np.diff(stamps) > 0))
+        late = late_gaps(sent * 1e-9, period_s)
         return CommandStats(
             count=len(received),
             rate_hz=(len(received) - 1) / duration_s,
             latency_ms=percentiles_ms((received[fresh] - stamps[fresh]) * 1e-9),
             sent_latency_ms=percentiles_ms((sent[fresh] - stamps[fresh]) * 1e-9),
-            late_ticks=late_intervals(sent * 1e-9, period_s),
+            late_ticks=len(late),
+            late_at=late,
             jerk=rms_jerk(np.array(self.commands)),
         )

@@ -129,6 +129,7 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
          f"{stats.sent_latency_ms['p50']:.2f} / {stats.sent_latency_ms['p99']:.2f}", ""),
         ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
         ("ticks late by more than one period", str(stats.late_ticks), "0"),
+        *[(f"  late at {at_s:.2f} s", f"{gap_s * 1e3:.1f} ms after the last", "") for at_s, gap_s in stats.late_at],
         *([] if floor is None else [
             ("  machine floor: idle wakes that late", str(floor.late_wakes), ""),
             ("  floor wake lateness p99 / max (ms)", f"{floor.lateness_ms['p99']:.2f} / {floor.max_lateness_ms:.2f}",
