@@ -108,7 +108,7 @@ class DetourExpert(ScriptedExpert):
         """The reach law toward ``target``, with the disk's plane turned so that its axes run along and
         beside the centre line: the law saturates each axis on its own, and in the joints' own axes a way
         diagonal in the plane saturated both joints and squeezed the sideways pull. The arm left the line
-        half as fast on such ways as on ways along a joint (0.04-0.05 against 0.09-0.15 rad 0.16 s in),
+        half as fast on such ways as on ways along a joint (0.04-0.08 against 0.09-0.15 rad 0.16 s in),
         so the way was decided late exactly on those starts; now every way leaves it as one along a joint."""
         joints = np.array(self.obstacle.joints)
         num_joints = self.sim.num_joints
