@@ -5,6 +5,7 @@ import time
 from typing import Callable
 
 import numpy as np
+import numpy.ma  # noqa: F401 - np.percentile imports it on its first call (8 ms): at start, not in a tick
 
 
 def action_mse(predicted: np.ndarray, target: np.ndarray, action_std: np.ndarray) -> float:
@@ -94,27 +95,9 @@ def measure_latency(call: Callable[[], object], iterations: int, warmup: int = 2
     return durations
 
 
-def late_intervals(times_s: np.ndarray, period_s: float) -> int:
-    """How many of the intervals between successive ``times_s`` (any order) exceed two periods: events more than one
-    period late."""
-    return len(late_gaps(times_s, period_s))
-
-
 def late_gaps(times_s: np.ndarray, period_s: float) -> list[tuple[float, float]]:
     """Each event more than one period late among ``times_s`` (any order): (its time from the first event, the
     interval before it), both in seconds; when they come is what tells a periodic stall from the host's."""
     ordered = np.sort(times_s)
     gaps = np.diff(ordered)
     return [(float(ordered[i + 1] - ordered[0]), float(gaps[i])) for i in np.flatnonzero(gaps > 2.0 * period_s)]
-
-
-def wake_lateness(period_s: float, count: int) -> np.ndarray:
-    """(count,) how late (s) a loop that only waits for a deadline every ``period_s`` woke each time: on a VM whose
-    host preempts it now and then, the floor under any periodic tick at the calling thread's priority."""
-    lateness = np.empty(count)
-    due = time.perf_counter()
-    for i in range(count):
-        due += period_s
-        time.sleep(max(0.0, due - time.perf_counter()))
-        lateness[i] = time.perf_counter() - due
-    return lateness
