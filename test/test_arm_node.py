@@ -4,6 +4,7 @@ invdyn_policy with the package's default models reaching its goals (the demo), a
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,12 +143,14 @@ def test_the_closed_loop_reaches_its_goals_with_the_default_models(tmp_path, cap
     assert (tmp_path / "episode.png").stat().st_size > 10_000
 
 
-def test_ros_bench_measures_the_floor_then_the_policy_over_dds(tmp_path, capsys) -> None:
+def test_ros_bench_times_the_policy_over_dds_and_watches_the_machines_stalls(tmp_path, capsys) -> None:
     assert ros_bench.main(["--duration_s", "2", "--warmup_s", "0.5", "--output_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["commands"]["count"] >= 100, out  # 200 expected at 100 Hz; a busy machine drops a few
-    assert len(results["commands"]["late_at"]) == results["commands"]["late_ticks"], results["commands"]
-    floor = results["floor"]
-    assert floor["late_wakes"] >= 0 and 0.0 <= floor["lateness_ms"]["p50"] <= floor["max_lateness_ms"], floor
-    assert "machine floor: idle wakes that late" in out and "ticks late by more than one period" in out
+    assert len(results["commands"]["late_at"]) == results["commands"]["late_ticks"] == len(results["late"]), results
+    assert all(late["machine_stall_ms"] >= 0.0 for late in results["late"]), results["late"]
+    machine = results["machine"]
+    assert sorted(map(int, machine["stalls"])) == sorted(os.sched_getaffinity(0)), machine
+    assert all(0.0 <= machine["lateness_ms"][cpu]["p50"] <= machine["max_ms"][cpu] for cpu in machine["stalls"])
+    assert "ticks late by more than one period" in out and "with no machine stall meanwhile" in out

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from fastpolicy_invdyn_ros.core.metrics import (action_mse, action_sparc, late_gaps, late_intervals, measure_latency,
-                                               percentiles_ms, rms_jerk, sparc, wake_lateness)
+from fastpolicy_invdyn_ros.core.metrics import (action_mse, action_sparc, late_gaps, measure_latency,
+                                               percentiles_ms, rms_jerk, sparc)
 
 
 def test_action_mse_is_one_for_predicting_the_mean():
@@ -57,15 +57,7 @@ def test_paced_calls_start_a_period_apart_and_time_only_the_call() -> None:
     assert np.median(np.diff(starts)) == pytest.approx(0.005, abs=0.002)
 
 
-def test_late_intervals_count_the_gaps_longer_than_two_periods_in_any_order():
-    assert late_intervals(np.array([0.0, 1.0, 2.0, 4.5, 5.0, 7.0]), 1.0) == 1  # 2.0 -> 4.5; 5.0 -> 7.0 is two
-    assert late_intervals(np.array([5.0, 0.0, 1.0]), 1.0) == 1
-    assert late_intervals(np.array([0.0]), 1.0) == 0
-    assert late_gaps(np.array([7.0, 0.0, 1.0, 2.0, 4.5, 5.0]), 1.0) == [(4.5, 2.5)]
-
-
-def test_wake_lateness_follows_the_deadlines_and_is_never_early():
-    started = time.perf_counter()
-    lateness = wake_lateness(0.005, 20)
-    assert lateness.shape == (20,) and np.all(lateness >= 0.0)
-    assert time.perf_counter() - started >= 20 * 0.005
+def test_late_gaps_are_the_intervals_longer_than_two_periods_in_any_order():
+    assert late_gaps(np.array([7.0, 0.0, 1.0, 2.0, 4.5, 5.0]), 1.0) == [(4.5, 2.5)]  # 5.0 -> 7.0 is two: not late
+    assert late_gaps(np.array([5.0, 0.0, 1.0]), 1.0) == [(5.0, 4.0)]
+    assert late_gaps(np.array([0.0]), 1.0) == []

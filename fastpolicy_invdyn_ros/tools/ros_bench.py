@@ -10,30 +10,30 @@ send, the achieved command rate and the ticks late by more than one period, and 
 the node's own diagnostics (tick time, the age of the state each tick used). Like a controller
 manager, this receiving end runs SCHED_FIFO by default (``--monitor_priority``).
 
-Before the nodes start it measures the machine's floor (``--floor``): a thread at the same priority
-that only waits for a deadline every period, for as long: its wake-ups late by more than one period
-are ticks no code can keep on time here (a VM's host preempts it now and then).
+Meanwhile it watches the machine's own stalls (``--watch``, ``stalls``): a process per CPU at
+SCHED_FIFO 99 that only wakes every millisecond. Each late tick is listed with the longest stall
+of a core while it was awaited: with none (every watcher on time), the code was late.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ..core.files import write_text_atomic
-from ..core.metrics import late_intervals, percentiles_ms, wake_lateness
+from ..core.metrics import percentiles_ms
 from ..core.runtime import RuntimeConfig
 from ..core.settings import setting
 from ..ros.closed_loop import closed_loop
 from ..ros.monitor import CommandStats
 from ..ros.processes import wait_for
-from ..ros.realtime import fifo_priority
 from . import cli
+from .stalls import START_DELAY_S, STALL_S, CoreWatch, StallWatch, worst_stall
 
 STARTUP_ALLOWANCE_S = 60.0
 LATENCY_TARGET_P99_MS = 5.0
@@ -63,30 +63,50 @@ class BenchOptions:
     """More arm_sim parameters as name:=value, e.g. thread_priority:=0."""
     monitor_priority: int = setting(50, low=0, high=99)
     """SCHED_FIFO priority of the receiving end here, as a controller manager's (0: normal scheduling)."""
-    floor: bool = setting(True)
-    """First measure the machine's floor: an idle thread at monitor_priority waking every period for duration_s."""
+    watch: bool = setting(True)
+    """Watch the machine's own stalls meanwhile (a process per CPU at SCHED_FIFO 99, ``stalls``), to tell the
+    late ticks the machine caused from the code's."""
 
 
 @dataclass
-class Floor:
-    """How late an idle thread wakes for a deadline every period on this machine: the floor under any tick."""
+class LateTick:
+    """A command sent more than one period after the one before."""
 
-    late_wakes: int
-    """Wake-ups more than one period late (more than two periods after the one before), as ``late_ticks``."""
-    lateness_ms: dict[str, float]
-    """p50 and p99 of how late it woke (ms)."""
-    max_lateness_ms: float
-    """The latest wake-up (ms late)."""
+    at_s: float
+    """When it was sent, in seconds after the first measured command."""
+    gap_ms: float
+    """The interval before it."""
+    machine_stall_ms: float | None
+    """The longest a core was held from every process meanwhile (``stalls.worst_stall``; None: not watched)."""
 
 
-def measure_floor(rate_hz: float, duration_s: float, priority: int) -> Floor:
-    """The floor at ``rate_hz`` over ``duration_s``, this thread at SCHED_FIFO ``priority`` (0: as it is)."""
-    period_s = 1.0 / rate_hz
-    count = max(2, round(duration_s * rate_hz))
-    with fifo_priority(priority):
-        lateness = wake_lateness(period_s, count)
-    return Floor(late_intervals(period_s * np.arange(count) + lateness, period_s), percentiles_ms(lateness),
-                 float(lateness.max() * 1e3))
+@dataclass
+class MachineStalls:
+    """What the watchers saw on each core over the measured time."""
+
+    realtime: bool
+    """They ran at SCHED_FIFO 99; without permission they wait like any thread, and the stalls are not the
+    machine's alone."""
+    stalls: dict[int, int]
+    """Per CPU: wake-ups late by more than ``stalls.STALL_S``."""
+    max_ms: dict[int, float]
+    """Per CPU: the latest wake-up (ms late)."""
+    lateness_ms: dict[int, dict[str, float]]
+    """Per CPU: p50 and p99 of how late the watcher woke (ms)."""
+
+
+def machine_stalls(cores: list[CoreWatch]) -> MachineStalls:
+    return MachineStalls(all(core.realtime for core in cores),
+                         {core.cpu: len(core.stalls()) for core in cores},
+                         {core.cpu: float(core.lateness_s.max() * 1e3) for core in cores},
+                         {core.cpu: percentiles_ms(core.lateness_s) for core in cores})
+
+
+def late_ticks(stats: CommandStats, first_sent_s: float, cores: list[CoreWatch] | None) -> list[LateTick]:
+    """The late commands, each with the machine's worst stall while it was awaited."""
+    return [LateTick(at_s, gap_s * 1e3, None if cores is None else
+                     worst_stall(cores, first_sent_s + at_s - gap_s, first_sent_s + at_s) * 1e3)
+            for at_s, gap_s in stats.late_at]
 
 
 def parameters(assignments: list[str]) -> dict[str, object]:
@@ -100,27 +120,68 @@ def parameters(assignments: list[str]) -> dict[str, object]:
     return values
 
 
-def measure(options: BenchOptions, output_dir: Path) -> tuple[CommandStats, dict[str, str]]:
-    """The monitor's statistics over ``duration_s`` and the node's last diagnostics."""
+@dataclass
+class Measurement:
+    """What one run of ``measure`` saw."""
+
+    commands: CommandStats
+    """The monitor's statistics of the policy's commands."""
+    diagnostics: dict[str, str]
+    """The node's last diagnostics."""
+    late: list[LateTick]
+    """The late commands."""
+    machine: MachineStalls | None
+    """The machine's stalls meanwhile (None: not watched)."""
+
+
+def measure(options: BenchOptions, output_dir: Path) -> Measurement:
+    """The policy over DDS for ``duration_s`` after ``warmup_s``, and the machine's stalls meanwhile."""
     policy = {"control_rate_hz": float(options.rate_hz), "runtime": options.execution.runtime,
               **parameters(options.node_params)}
     policy.update({name: getattr(options, name) for name in ("planner_model_path", "invdyn_model_path")
                    if getattr(options, name)})
     sim = {"num_goals": 1000, "goal_timeout_s": 4.0, **parameters(options.sim_params)}
-    with closed_loop(output_dir, policy, sim, options.monitor_priority) as loop:
+    # The watchers start before the nodes, whose start-up would slow theirs.
+    with (StallWatch() if options.watch else contextlib.nullcontext()) as watch, \
+            closed_loop(output_dir, policy, sim, options.monitor_priority) as loop:
         monitor = loop.monitor
         if not wait_for(lambda: loop.finished() or monitor.diagnostics.get("state") == "ok", STARTUP_ALLOWANCE_S):
             raise RuntimeError(f"the policy did not start controlling in {STARTUP_ALLOWANCE_S:g} s; "
                                f"see {output_dir}/*.log")
         time.sleep(options.warmup_s)
+        if watch is not None:
+            watch.start(time.time() + START_DELAY_S, options.duration_s)
+            time.sleep(START_DELAY_S)
         monitor.clear()
         time.sleep(options.duration_s)
         monitor.recording = False
         loop.check()
-        return monitor.stats(1.0 / options.rate_hz), dict(monitor.diagnostics)
+        commands = monitor.stats(1.0 / options.rate_hz)
+        cores = None if watch is None else watch.result()
+        return Measurement(commands, dict(monitor.diagnostics), late_ticks(commands, monitor.sent_ns[0] * 1e-9, cores),
+                           None if cores is None else machine_stalls(cores))
 
 
-def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[str, str], floor: Floor | None) -> None:
+def stall_text(late: LateTick) -> str:
+    if late.machine_stall_ms is None:
+        return "not watched"
+    return f"stall {late.machine_stall_ms:.1f} ms" if late.machine_stall_ms > STALL_S * 1e3 else "no stall"
+
+
+def machine_rows(measurement: Measurement) -> list[tuple[str, str, str]]:
+    """The late ticks with no machine stall meanwhile, and the stalls per CPU."""
+    machine = measurement.machine
+    if machine is None:
+        return []
+    unexplained = sum(late.machine_stall_ms <= STALL_S * 1e3 for late in measurement.late)
+    return [("  with no machine stall meanwhile", str(unexplained), "0"),
+            (f"machine stalls > {STALL_S * 1e3:g} ms, per CPU", " / ".join(map(str, machine.stalls.values())), ""),
+            ("  longest per CPU (ms)", " / ".join(f"{value:.1f}" for value in machine.max_ms.values()), ""),
+            *([] if machine.realtime else [("  (watchers without SCHED_FIFO: not only the machine's)", "", "")])]
+
+
+def print_table(options: BenchOptions, measurement: Measurement) -> None:
+    stats, diagnostics = measurement.commands, measurement.diagnostics
     expected = options.rate_hz * options.duration_s
     rows = [
         ("state-to-command latency p50 (ms)", f"{stats.latency_ms['p50']:.2f}", ""),
@@ -129,11 +190,9 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
          f"{stats.sent_latency_ms['p50']:.2f} / {stats.sent_latency_ms['p99']:.2f}", ""),
         ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
         ("ticks late by more than one period", str(stats.late_ticks), "0"),
-        *[(f"  late at {at_s:.2f} s", f"{gap_s * 1e3:.1f} ms after the last", "") for at_s, gap_s in stats.late_at],
-        *([] if floor is None else [
-            ("  machine floor: idle wakes that late", str(floor.late_wakes), ""),
-            ("  floor wake lateness p99 / max (ms)", f"{floor.lateness_ms['p99']:.2f} / {floor.max_lateness_ms:.2f}",
-             "")]),
+        *[(f"  at {late.at_s:.2f} s, {late.gap_ms:.1f} ms after the last", stall_text(late), "")
+          for late in measurement.late],
+        *machine_rows(measurement),
         ("commands received", str(stats.count), f"{expected:.0f}"),
         ("node tick latency p50 / p99 (ms)",
          f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
@@ -159,19 +218,15 @@ def print_table(options: BenchOptions, stats: CommandStats, diagnostics: dict[st
 def ros_bench(options: BenchOptions) -> int:
     output_dir = Path(options.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    floor = None
-    if options.floor:
-        print(f"ros_bench: the machine's floor first: an idle thread waking at {options.rate_hz:g} Hz for "
-              f"{options.duration_s:g} s", flush=True)
-        floor = measure_floor(options.rate_hz, options.duration_s, options.monitor_priority)
     try:
-        stats, diagnostics = measure(options, output_dir)
+        measurement = measure(options, output_dir)
     except (RuntimeError, FileNotFoundError) as error:
         print(f"ros_bench: error: {error}", file=sys.stderr)
         return 1
-    print_table(options, stats, diagnostics, floor)
-    results = {"options": asdict(options), "commands": asdict(stats), "node_diagnostics": diagnostics,
-               "floor": None if floor is None else asdict(floor)}
+    print_table(options, measurement)
+    results = {"options": asdict(options), "commands": asdict(measurement.commands),
+               "node_diagnostics": measurement.diagnostics, "late": [asdict(late) for late in measurement.late],
+               "machine": None if measurement.machine is None else asdict(measurement.machine)}
     write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
     return 0
 
