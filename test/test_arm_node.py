@@ -150,6 +150,7 @@ def test_ros_bench_times_the_policy_over_dds_and_watches_the_machines_stalls(tmp
     assert results["commands"]["count"] >= 100, out  # 200 expected at 100 Hz; a busy machine drops a few
     assert len(results["commands"]["late_at"]) == results["commands"]["late_ticks"] == len(results["late"]), results
     assert all(late["machine_stall_ms"] >= 0.0 for late in results["late"]), results["late"]
+    assert 0 <= results["late_without_stall"] <= len(results["late"]), results
     machine = results["machine"]
     assert sorted(map(int, machine["stalls"])) == sorted(os.sched_getaffinity(0)), machine
     assert all(0.0 <= machine["lateness_ms"][cpu]["p50"] <= machine["max_ms"][cpu] for cpu in machine["stalls"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastpolicy_invdyn_ros.ros.monitor import CommandStats
-from fastpolicy_invdyn_ros.tools.ros_bench import late_ticks, machine_stalls
+from fastpolicy_invdyn_ros.tools.ros_bench import Measurement, late_ticks, late_without_stall, machine_stalls
 from fastpolicy_invdyn_ros.tools.stalls import STALL_S, CoreWatch, StallWatch, worst_stall
 
 
@@ -52,3 +52,5 @@ def test_each_late_command_is_told_with_the_machines_worst_stall_while_it_was_aw
     assert [tick.machine_stall_ms for tick in late_ticks(stats, 100.0, None)] == [None, None]
     summary = machine_stalls(cores)
     assert summary.stalls == {0: 1, 1: 0} and summary.max_ms == pytest.approx({0: 3.0, 1: 0.1}) and summary.realtime
+    assert late_without_stall(Measurement(stats, {}, late, summary)) == 1
+    assert late_without_stall(Measurement(stats, {}, late_ticks(stats, 100.0, None), None)) is None
