@@ -79,6 +79,10 @@ class LateTick:
     machine_stall_ms: float | None
     """The longest a core was held from every process meanwhile (``stalls.worst_stall``; None: not watched)."""
 
+    def machine_stalled(self) -> bool | None:
+        """A core was held longer than ``stalls.STALL_S`` meanwhile (None: not watched)."""
+        return None if self.machine_stall_ms is None else self.machine_stall_ms > STALL_S * 1e3
+
 
 @dataclass
 class MachineStalls:
@@ -163,16 +167,17 @@ def measure(options: BenchOptions, output_dir: Path) -> Measurement:
 
 
 def stall_text(late: LateTick) -> str:
-    if late.machine_stall_ms is None:
+    stalled = late.machine_stalled()
+    if stalled is None:
         return "not watched"
-    return f"stall {late.machine_stall_ms:.1f} ms" if late.machine_stall_ms > STALL_S * 1e3 else "no stall"
+    return f"stall {late.machine_stall_ms:.1f} ms" if stalled else "no stall"
 
 
 def late_without_stall(measurement: Measurement) -> int | None:
     """The late ticks while every core was the guest's: the code's (None: not watched)."""
     if measurement.machine is None:
         return None
-    return sum(late.machine_stall_ms <= STALL_S * 1e3 for late in measurement.late)
+    return sum(not late.machine_stalled() for late in measurement.late)
 
 
 def machine_rows(measurement: Measurement) -> list[tuple[str, str, str]]:

@@ -1,6 +1,6 @@
 """The machine's own stalls, watched while a benchmark runs, to tell a late tick's cause.
 
-On a VM the host takes a core away now and then (here 1-15 ms, several times a minute); no thread
+On a VM the host takes a core away now and then (here up to 18 ms, 1-105 times in 30 s); no thread
 inside runs then, whatever its priority. One watcher process per CPU, pinned to it at SCHED_FIFO 99
 (above every thread of the stack), wakes every ``period_s`` and records how late it woke: a
 wake-up late by more than ``STALL_S`` means that core was not the guest's to give. A tick late at
