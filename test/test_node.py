@@ -69,6 +69,13 @@ def reported(robot: FakeRobot, since: int, words: str) -> bool:
                for status in robot.diagnostics_since(since))
 
 
+def logged(robot: FakeRobot, since: int, words: str) -> bool:
+    """The node's log, past its first ``since`` characters, reports safe commands for ``words``: once per report,
+    with their count (the tick itself never logs)."""
+    return any(line.startswith("[WARN]") and "safe command on" in line and words in line
+               for line in robot.log.read_text()[since:].splitlines())
+
+
 def distinct(commands: np.ndarray) -> set[bytes]:
     return {command.tobytes() for command in commands}
 
@@ -248,7 +255,7 @@ def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(health
     Commands are matched to states by their stamps: on a busy machine some answering good states before
     the corruption are still in flight when it begins."""
     corruption, words, held = BAD_INPUTS[case]
-    seen = len(healthy.diagnostics)
+    seen, log_seen = len(healthy.diagnostics), len(healthy.log.read_text())
     healthy.corrupt = corruption
     commands, stamps, arrivals = healthy.collect_stamped(1.0)
     corrupted_since_ns = healthy.corrupted_since_ns
@@ -263,6 +270,7 @@ def test_bad_input_yields_the_safe_command_and_a_diagnostic_then_recovers(health
     after = [stamp for stamp, arrival in zip(answered, arrivals) if stamp == last_good and arrival > corrupted_since_ns]
     assert len(after) <= held, f"{case}: the last good state was used too long"
     assert wait_for(lambda: reported(healthy, seen, words), 3.0), [diagnostic_text(s) for s in healthy.diagnostics]
+    assert wait_for(lambda: logged(healthy, log_seen, words), 3.0), healthy.log.read_text()[log_seen:]
 
 
 def test_a_goal_of_the_wrong_size_is_ignored_with_a_safe_command_and_a_diagnostic(healthy: FakeRobot) -> None:
