@@ -36,7 +36,9 @@ from . import cli
 from .stalls import START_DELAY_S, STALL_S, CoreWatch, StallWatch, worst_stall
 
 STARTUP_ALLOWANCE_S = 60.0
-LATENCY_TARGET_P99_MS = 5.0
+LATENCY_TARGET_P99_MS = 2.0
+"""The most the state-to-command p99 may be (100 Hz, planning meanwhile, ONNX Runtime, 2 cores); PyTorch's tick made
+3-5 ms."""
 
 
 @dataclass
@@ -196,7 +198,7 @@ def print_table(options: BenchOptions, measurement: Measurement) -> None:
     expected = options.rate_hz * options.duration_s
     rows = [
         ("state-to-command latency p50 (ms)", f"{stats.latency_ms['p50']:.2f}", ""),
-        ("state-to-command latency p99 (ms)", f"{stats.latency_ms['p99']:.2f}", f"< {LATENCY_TARGET_P99_MS:g}"),
+        ("state-to-command latency p99 (ms)", f"{stats.latency_ms['p99']:.2f}", f"≤ {LATENCY_TARGET_P99_MS:g}"),
         ("  of which until sent p50 / p99 (ms)",
          f"{stats.sent_latency_ms['p50']:.2f} / {stats.sent_latency_ms['p99']:.2f}", ""),
         ("achieved control rate (Hz)", f"{stats.rate_hz:.2f}", f"{options.rate_hz:g}"),
