@@ -44,6 +44,7 @@ from ..sim.robots import DEFAULT_ROBOT, make_arm
 from ..sim.task import TaskConfig
 from ..sim.trajectory import TrajectoryFollower, trajectory_problem
 from .common import PolledGroup, apply_thread_priority, drain, run_node
+from .periodic import PeriodicThread
 from .parameters import current_values, declare_settings
 from .processes import FORWARD_CONTROLLERS, TRAJECTORY_CONTROLLER
 
@@ -175,8 +176,8 @@ class ArmSimNode(Node):
         self.steps = 0  # physics steps run
         self._lock = threading.Lock()  # the goals: the physics thread's and the republishing timer's
         self.create_timer(GOAL_REPUBLISH_PERIOD_S, self._republish_goal)
-        self._stop = threading.Event()
-        self._physics = threading.Thread(target=self._run, name="physics", daemon=True)
+        self._physics = PeriodicThread("physics", self.pacer.step_ns, self._physics_tick, self._physics_failed,
+                                       clock_ns=self._now_ns)
         self._physics.start()
         apply_thread_priority(self, config.thread_priority)  # the physics thread among the others
         self.get_logger().info(f"arm {self.sim.joint_names} ({self.sim.interface} commands on "
@@ -212,23 +213,16 @@ class ArmSimNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _run(self) -> None:
-        """The physics thread: a step (or a catch-up) at every period's moment; missed moments are skipped,
-        as a timer skips them."""
-        period_ns = self.pacer.step_ns
-        due_ns = self._now_ns()
-        try:
-            while True:
-                now_ns = self._now_ns()
-                due_ns += period_ns * max(1, (now_ns - due_ns) // period_ns + 1)
-                if self._stop.wait(max(0, due_ns - now_ns) * 1e-9):
-                    return
-                with self._lock:
-                    self._step(self._now_ns(), due_ns + period_ns)
-        except Exception as error:  # noqa: BLE001 - stop the node with the reason, not a silent thread
-            self.get_logger().fatal(f"physics stopped: {type(error).__name__}: {error}")
-            if not self.done.done():
-                self.done.set_exception(error)  # the process exits with 1
+    def _physics_tick(self, due_ns: int) -> None:
+        """A step (or a catch-up) at every period's moment, as a driver's update loop runs."""
+        with self._lock:
+            self._step(self._now_ns(), due_ns + self.pacer.step_ns)
+
+    def _physics_failed(self, error: Exception) -> None:
+        """Stop the node with the reason, not a silent thread (the process exits with 1)."""
+        self.get_logger().fatal(f"physics stopped: {type(error).__name__}: {error}")
+        if not self.done.done():
+            self.done.set_exception(error)
 
     def _step(self, now_ns: int, next_tick_ns: int) -> None:
         for subscription in self._commands:
@@ -278,8 +272,7 @@ class ArmSimNode(Node):
 
     def close(self) -> None:
         """Stop the physics, then write the report and the step log, as configured (at shutdown)."""
-        self._stop.set()
-        self._physics.join()
+        self._physics.stop()
         if self.report_path:
             write_text_atomic(self.report_path, json.dumps(self.goals.report(), indent=2))
         if self.log_path:

@@ -9,7 +9,7 @@ Thin wiring over ``core.policy.Policy``. Its parameters are the fields of ``Poli
 * configure: load both models, check them against the parameters, warm them up, start the
   planner process (it takes seconds, so activation stays quick); a failure leaves the node
   unconfigured with one error line;
-* activate: start planning and the control tick (a timer of its own), and command;
+* activate: start planning and the control tick (a thread of its own, ``periodic.PeriodicThread``), and command;
 * deactivate: publish the safe command once, then stop ticking and publishing;
 * cleanup: stop the planner process and free the models; shutdown: the same from any state.
 
@@ -58,9 +58,10 @@ from ..core.runtime import RuntimeChoice, RuntimeConfig, load_action_step, load_
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .command_output import COMMAND_OUTPUTS, CommandOutput
-from .common import MultiThreadedExecutor, apply_thread_priority, run_node, take
+from .common import MultiThreadedExecutor, PolledGroup, apply_thread_priority, run_node, take
 from .inputs import GoalInput, JointStateInput
 from .parameters import current_values, declare_settings, value_of
+from .periodic import PeriodicThread
 from .sliced_job import SlicedJob
 from .tick_phase import TickPhase
 from .tick_stats import TickStats
@@ -96,7 +97,7 @@ class PolicyNodeConfig:
     seq_length: int = setting(0, low=0, high=1000, read_only=True)
     """Inverse dynamics history length in states; 0 takes the model's, other values must match it."""
     control_rate_hz: float = setting(100.0, low=1.0, high=1000.0, read_only=True)
-    """Command rate in Hz (the control tick's timer); should match the models' dt (a mismatch is logged)."""
+    """Command rate in Hz (the control tick's period); should match the models' dt (a mismatch is logged)."""
     joint_names: list[str] | None = setting(None, read_only=True)
     """Joints to control, in the models' order, picked by name from joint_states; unset: the checkpoints'."""
     command_output: str = setting("forward", choices=COMMAND_OUTPUTS, read_only=True)
@@ -127,8 +128,8 @@ class PolicyNodeConfig:
     """Plan in a child process (its own core, no contention with the tick for Python's interpreter lock);
     false: in a thread of this process."""
     executor_threads: int = setting(1, low=1, high=16, read_only=True)
-    """Executor threads. 1: every callback in one thread, so the tick never waits for the interpreter lock
-    behind another callback; N > 1: a MultiThreadedExecutor with the tick in its own callback group."""
+    """Executor threads for the callbacks besides the tick (goals, parameters, lifecycle, diagnostics; the tick runs
+    in a thread of its own): 1, a SingleThreadedExecutor; N > 1, a MultiThreadedExecutor."""
     thread_priority: int = setting(50, low=0, high=99, read_only=True)
     """SCHED_FIFO priority of the node's threads (0: normal scheduling); needs root, CAP_SYS_NICE or an
     rtprio limit, else a warning and normal scheduling."""
@@ -169,6 +170,7 @@ class InvDynPolicyNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._report = SlicedJob()
         """The diagnostics report being made: while commanding, each tick makes a slice of it."""
+        self._report_requested = False  # by the report's timer, for the tick to start while commanding
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._start_report, callback_group=MutuallyExclusiveCallbackGroup())
         if self.config.autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -352,7 +354,6 @@ class InvDynPolicyNode(LifecycleNode):
         self._period_ns = round(1e9 / self.rate_hz)
         self.phase = TickPhase()
         self._phase_shifts = 0
-        self._shift_ns = 0  # the timer's period is longer (shorter) by this until the next tick restores it
 
         # Preallocated messages: the tick only copies numbers into their arrays (through numpy views).
         self._plan_msg = Float64MultiArray(data=[0.0] * (horizon * state_dim))
@@ -360,29 +361,29 @@ class InvDynPolicyNode(LifecycleNode):
         self._plan_msg.layout.dim = [MultiArrayDimension(label="horizon", size=horizon, stride=horizon * state_dim),
                                      MultiArrayDimension(label="state", size=state_dim, stride=state_dim)]
 
-        # One group each: in rclpy a busy group leaves its other callbacks out of the executor's wait, so
-        # 500 Hz joint states sharing a group would starve the goal and the diagnostics (and the tick).
-        group = MutuallyExclusiveCallbackGroup
-        # Depth 1: a tick wants the newest state only, never a queue of old ones (best effort matches any publisher).
+        # Read by the tick (PolledGroup), never by the executor: 500 Hz states cost no callback each, and the tick
+        # never waits behind one. Depth 1: a tick wants the newest state only (best effort matches any publisher).
         newest_state = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self._state_sub = self.create_subscription(JointState, "joint_states", self._on_joint_state, newest_state,
-                                                   callback_group=group())
+                                                   callback_group=PolledGroup())
+        # A group of its own: in rclpy a busy group leaves its other callbacks out of the executor's wait.
         self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10,
-                                                  callback_group=group())
+                                                  callback_group=MutuallyExclusiveCallbackGroup())
         try:
             self._output = CommandOutput(self, self.joint_names, interface, self.config.command_output,
                                          1.0 / self.rate_hz, horizon)
         except ValueError as error:
             raise ConfigureError(str(error)) from None
         self._plan_pub = self.create_lifecycle_publisher(Float64MultiArray, "~/planned_states", 10)
-        self._tick_timer = self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group(), autostart=False)
+        self._tick_loop = PeriodicThread("tick", self._period_ns, self._tick, self._tick_failed,
+                                         self.config.thread_priority, lambda: self.get_clock().now().nanoseconds)
 
     def _release(self) -> None:
         """Stop the planner and drop what configure made (whatever part of it exists)."""
         if self.policy is not None:
             self.policy.close()
             self.policy = None
-        for name, destroy in (("_tick_timer", self.destroy_timer), ("_state_sub", self.destroy_subscription),
+        for name, destroy in (("_tick_loop", PeriodicThread.stop), ("_state_sub", self.destroy_subscription),
                               ("_goal_sub", self.destroy_subscription),
                               ("_output", lambda output: output.destroy(self)),
                               ("_plan_pub", self.destroy_lifecycle_publisher)):
@@ -396,7 +397,7 @@ class InvDynPolicyNode(LifecycleNode):
             self.policy.reset()
             self._faulted = True
         result = super().on_activate(state)
-        self._tick_timer.reset()
+        self._tick_loop.start()
         self.get_logger().info("active: commanding")
         return result
 
@@ -420,8 +421,9 @@ class InvDynPolicyNode(LifecycleNode):
 
     def _stop_commanding(self, reason: str) -> None:
         """Stop the tick, then publish the safe command once: the last command the robot gets."""
-        self._tick_timer.cancel()
+        self._tick_loop.stop()
         self._report.drop()  # made while active: the next report tells the new state
+        self._report_requested = False
         with self._lock:
             command = self.policy.safe_action(reason)
         self._publish_command(command, self._last_stamp_ns)  # answers no new state: its stamp is the last one
@@ -442,16 +444,11 @@ class InvDynPolicyNode(LifecycleNode):
     def _on_goal(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)
 
-    def _tick(self) -> None:
+    def _tick(self, due_ns: int) -> None:
+        """One control tick, due at ``due_ns`` (the node's clock): the newest joint state, the command, then the
+        planner's trade and a slice of the diagnostics report."""
         started = time.perf_counter()
         now_ns = self.get_clock().now().nanoseconds
-        # When this tick was due: its start may wait for a callback (a joint state's, often).
-        due_ns = now_ns + self._tick_timer.time_until_next_call() - (self._period_ns + self._shift_ns)
-        if self._shift_ns:  # the one longer (shorter) period that shifts the phase has begun
-            self._tick_timer.timer_period_ns = self._period_ns
-            self._shift_ns = 0
-        # A state that arrived with the tick's due time: rclpy's executor runs ready timers before ready
-        # subscriptions, so its callback would come after this tick. Taken here, it is this tick's.
         if (taken := take(self._state_sub)) is not None:
             self._on_joint_state(*taken)
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
@@ -483,7 +480,18 @@ class InvDynPolicyNode(LifecycleNode):
                 self._window_faults.append(status.reason)
         elif self.policy.plan is not self._plan_shown:
             self._publish_plan(self.policy.plan)
+        if self._report_requested:
+            self._report_requested = False
+            self._report.start(self._report_slices())
         self._report.step()
+
+    def _tick_failed(self, error: Exception) -> None:
+        """A bug on the tick's path (it catches every failure it expects): the ticks stop and the process exits with
+        1, sending the safe command on its way out."""
+        self.get_logger().fatal(f"control tick failed: {type(error).__name__}: {error}\n"
+                                f"{''.join(traceback.format_exception(error))}")
+        if not self.done.done():
+            self.done.set_exception(error)
 
     def _publish_command(self, command: np.ndarray, stamp_ns: int) -> None:
         if self.policy.has_safe_command:  # else (position, nothing measured yet): the controller holds
@@ -520,12 +528,10 @@ class InvDynPolicyNode(LifecycleNode):
         self.get_logger().info(f"parameters set: {', '.join(f'{p.name}={p.value}' for p in parameters)}")
 
     def _align_tick(self) -> None:
-        """Make the next-but-one tick period longer or shorter by the shift the phase asks for (the tick restores
-        it)."""
+        """Move the ticks, from the one after next, by the shift the phase asks for."""
         shift_ns = self.phase.shift_ns()
-        if shift_ns and not self._shift_ns:
-            self._tick_timer.timer_period_ns = self._period_ns + shift_ns
-            self._shift_ns = shift_ns
+        if shift_ns:
+            self._tick_loop.shift(shift_ns)
             self._phase_shifts += 1
             self.phase.restart_ticks()
             way = "later" if shift_ns > 0 else "earlier"
@@ -535,10 +541,12 @@ class InvDynPolicyNode(LifecycleNode):
     # ---- diagnostics ---------------------------------------------------------------------------------------
     def _start_report(self) -> None:
         """Once a second, a diagnostics report. Made at once it takes 1-2 ms (percentiles over 10 s of ticks and
-        states, the message), and at 500 Hz a tick due meanwhile was late; so while commanding, each tick makes
-        one slice of it once its command is out; otherwise at once."""
-        self._report.start(self._report_slices())
-        if self.lifecycle_state != "active":
+        states, the message), and at 500 Hz a tick due meanwhile was late; so while commanding, the tick starts it
+        and makes one slice of it per tick once its command is out; otherwise it is made here, at once."""
+        if self.lifecycle_state == "active":
+            self._report_requested = True
+        else:
+            self._report.start(self._report_slices())
             self._report.finish()
 
     def _report_slices(self) -> Iterator[None]:
