@@ -1,14 +1,15 @@
-"""Keeps a timer-driven control tick just after the joint state it needs arrives. Imports no ROS module.
+"""Keeps a periodic control tick just after the joint state it needs arrives. Imports no ROS module.
 
 The tick reads the newest state of a stream whose period divides the tick's (500 Hz from a robot
 driver, 100 Hz ticks; or the same rate). Where the tick falls within the stream's period decides
 how old that state is: from the transport delay up to the transport delay plus one stream
 period, and it stays there for as long as both run at their rates. ``TickPhase`` measures the
-stream's period, the transport delay (arrival minus stamp) and the phase of the ticks, and says
-how much later or earlier the tick should come to fall due just after the states arrive, whichever
-is the shorter move; the node makes one timer period that much longer or shorter (and takes a state
-that arrived but was not handed to its callback yet itself). When the periods do not divide, the
-tick's phase wanders and nothing is proposed.
+period of the states it is given (the node gives those its ticks read: the stream's period, or the
+tick's when the stream is faster; a state arriving just before a tick is just as fresh either way),
+the transport delay (arrival minus stamp) and the phase of the ticks, and says how much later or
+earlier the tick should come to fall due just after the states arrive, whichever is the shorter
+move; the node moves its ticks' moments by that much (``PeriodicThread.shift``). When the periods do
+not divide, the tick's phase wanders and nothing is proposed.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class TickPhase:
                 for name, ring in (("transport", self._transport_ns), ("handover", self._handover_ns))}
 
     def on_tick(self, state_age_ns: int) -> None:
-        """A tick: when it was due (its timer's time, not its start) minus the stamp of the newest state it read."""
+        """A tick: when it was due (its moment, not its start) minus the stamp of the newest state it read."""
         self._ages_ns.add(state_age_ns)
 
     def restart_ticks(self) -> None:
