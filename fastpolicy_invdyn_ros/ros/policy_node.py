@@ -614,8 +614,8 @@ class InvDynPolicyNode(LifecycleNode):
         return DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[diagnostic])
 
     def make_executor(self) -> SingleThreadedExecutor | MultiThreadedExecutor:
-        """One thread by default: the tick then never waits for Python's interpreter lock behind another
-        callback between its PyTorch calls (the callback groups let N > 1 threads run them in parallel)."""
+        """The executor of the callbacks besides the tick (its own thread runs it): one thread by default, as they
+        are rare and short; N > 1 threads run them in parallel (each in a callback group of its own)."""
         if self.config.executor_threads == 1:
             return SingleThreadedExecutor()
         return MultiThreadedExecutor(num_threads=self.config.executor_threads)
