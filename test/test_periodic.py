@@ -23,7 +23,7 @@ class Recorder:
         self.done = threading.Event()
         self._ticks = ticks
 
-    def tick(self, due_ns: int) -> None:
+    def tick(self, due_ns: int, now_ns: int) -> None:
         self.dues.append(due_ns)
         action = self.actions.get(len(self.dues) - 1)
         if action is not None:

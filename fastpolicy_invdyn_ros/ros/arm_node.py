@@ -213,10 +213,10 @@ class ArmSimNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _physics_tick(self, due_ns: int) -> None:
+    def _physics_tick(self, due_ns: int, now_ns: int) -> None:
         """A step (or a catch-up) at every period's moment, as a driver's update loop runs."""
         with self._lock:
-            self._step(self._now_ns(), due_ns + self.pacer.step_ns)
+            self._step(now_ns, due_ns + self.pacer.step_ns)
 
     def _physics_failed(self, error: Exception) -> None:
         """Stop the node with the reason, not a silent thread (the process exits with 1)."""

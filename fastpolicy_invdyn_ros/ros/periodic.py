@@ -16,12 +16,13 @@ from .realtime import fifo_priority
 
 
 class PeriodicThread:
-    """Calls ``tick(due_ns)`` at every moment ``period_ns`` apart on ``clock_ns`` (the first one period after
-    ``start``), at ``SCHED_FIFO`` ``priority`` (0: normal scheduling; without permission it runs normally, which
-    the process's own priority setting warns about). Moments missed while a tick ran late are skipped, as a
-    timer skips them. An exception from ``tick`` ends the loop and goes to ``on_error``."""
+    """Calls ``tick(due_ns, now_ns)`` (the moment, and the clock when the thread woke for it) at every moment
+    ``period_ns`` apart on ``clock_ns`` (the first one period after ``start``), at ``SCHED_FIFO`` ``priority``
+    (0: normal scheduling; without permission it runs normally, which the process's own priority setting warns
+    about). Moments missed while a tick ran late are skipped, as a timer skips them. An exception from ``tick``
+    ends the loop and goes to ``on_error``."""
 
-    def __init__(self, name: str, period_ns: int, tick: Callable[[int], None],
+    def __init__(self, name: str, period_ns: int, tick: Callable[[int, int], None],
                  on_error: Callable[[Exception], None], priority: int = 0,
                  clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.name = name
@@ -63,7 +64,7 @@ class PeriodicThread:
                 next_ns = due_ns + self._shift_ns
                 self._shift_ns = 0
                 try:
-                    self._tick(due_ns)
+                    self._tick(due_ns, started_ns)
                 except Exception as error:  # noqa: BLE001 - the owner decides; a thread must not die silently
                     self._on_error(error)
                     return

@@ -444,11 +444,10 @@ class InvDynPolicyNode(LifecycleNode):
     def _on_goal(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)
 
-    def _tick(self, due_ns: int) -> None:
-        """One control tick, due at ``due_ns`` (the node's clock): the newest joint state, the command, then the
-        planner's trade and a slice of the diagnostics report."""
+    def _tick(self, due_ns: int, now_ns: int) -> None:
+        """One control tick, due at ``due_ns`` and begun at ``now_ns`` (the node's clock): the newest joint state,
+        the command, then the planner's trade and a slice of the diagnostics report."""
         started = time.perf_counter()
-        now_ns = self.get_clock().now().nanoseconds
         if (taken := take(self._state_sub)) is not None:
             self._on_joint_state(*taken)
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
