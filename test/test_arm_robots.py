@@ -210,7 +210,8 @@ def test_arm_sim_drives_the_ur5e_by_position_commands_and_trajectories(ur5e_sim)
     assert wait_for(lambda: probe.near(target), 5.0), probe.positions()
     probe.forward.publish(Float64MultiArray(data=[0.0, 0.0]))  # the wrong size: ignored, the target held
     wait_for(lambda: False, 0.3)
-    assert probe.near(target) and "ignored a command" in log.read_text()
+    assert probe.near(target)
+    assert wait_for(lambda: "bad command(s) in 1 s, the first a command of 2 values" in log.read_text(), 2.0)
 
     # A trajectory in another joint order, through a point at 0.5 s to the last at 1 s.
     order = [5, 4, 3, 2, 1, 0]

@@ -71,6 +71,11 @@ def managed(tiny_models, tmp_path_factory) -> Iterator[tuple[FakeRobot, Path]]:
         assert stop_process(process) == 0, log.read_text()
 
 
+def reported(robot: FakeRobot, lifecycle_state: str) -> bool:
+    """The newest diagnostics tell ``lifecycle_state``: while active only the tick reports, else only the timer."""
+    return robot.diagnostic_value("lifecycle_state") == lifecycle_state
+
+
 def test_transitions_through_the_lifecycle_services(managed) -> None:
     robot, log = managed
     assert robot.lifecycle_state() == "unconfigured"
@@ -83,9 +88,12 @@ def test_transitions_through_the_lifecycle_services(managed) -> None:
     assert len(robot.collect(0.5)) == 0, "an inactive node commands nothing"
     assert robot.get_remote("temperature") == TEST_PARAMETERS["temperature"]
 
+    assert wait_for(lambda: reported(robot, "inactive"), 3.0), "reports while not commanding (its timer)"
+
     assert robot.change_state("activate")
     assert robot.lifecycle_state() == "active"
     assert wait_for(lambda: controlling(robot), 20.0), log.read_text()
+    assert wait_for(lambda: reported(robot, "active"), 3.0), "reports while commanding (the tick)"
 
     received = len(robot.commands)
     assert robot.change_state("deactivate")
@@ -94,6 +102,7 @@ def test_transitions_through_the_lifecycle_services(managed) -> None:
     after = robot.commands[received:]
     assert after and is_safe(after[-1]), "the last command is the safe command"
     assert len(robot.collect(0.5)) == 0, "then nothing"
+    assert wait_for(lambda: reported(robot, "inactive"), 3.0), "the timer reports again once the tick stopped"
 
     assert robot.change_state("activate"), "inactive -> active again"
     assert wait_for(lambda: controlling(robot), 20.0)

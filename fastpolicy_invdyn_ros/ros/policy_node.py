@@ -14,8 +14,8 @@ Thin wiring over ``core.policy.Policy``. Its parameters are the fields of ``Poli
 * cleanup: stop the planner process and free the models; shutdown: the same from any state.
 
 With ``autostart`` (the default) the node walks itself to active, as ``ros2 run`` users expect, and
-a failed configure ends the process with exit code 1. Each tick reads the newest joint state
-(``inputs``), sends its command, then trades requests and plans with the planner (``Policy.act``,
+a failed configure ends the process with exit code 1. Each tick reads the newest joint state and
+goal itself (``inputs``; no executor callback runs for them), sends its command, then trades requests and plans with the planner (``Policy.act``,
 then ``Policy.plan_ahead``). Bad input or a failing policy yields the safe command, a diagnostic
 and a throttled log line; good input restarts the policy from the current command.
 """
@@ -58,7 +58,7 @@ from ..core.runtime import RuntimeChoice, RuntimeConfig, load_action_step, load_
 from ..core.safety import StateBounds
 from ..core.settings import build, setting, settings
 from .command_output import COMMAND_OUTPUTS, CommandOutput
-from .common import MultiThreadedExecutor, PolledGroup, apply_thread_priority, run_node, take
+from .common import MultiThreadedExecutor, PolledGroup, apply_thread_priority, drain, run_node, take
 from .inputs import GoalInput, JointStateInput
 from .parameters import current_values, declare_settings, value_of
 from .periodic import PeriodicThread
@@ -128,8 +128,9 @@ class PolicyNodeConfig:
     """Plan in a child process (its own core, no contention with the tick for Python's interpreter lock);
     false: in a thread of this process."""
     executor_threads: int = setting(1, low=1, high=16, read_only=True)
-    """Executor threads for the callbacks besides the tick (goals, parameters, lifecycle, diagnostics; the tick runs
-    in a thread of its own): 1, a SingleThreadedExecutor; N > 1, a MultiThreadedExecutor."""
+    """Executor threads for the parameter and lifecycle services and the diagnostics while not commanding (the tick
+    runs in a thread of its own and reads the joint states and goals itself): 1, a SingleThreadedExecutor; N > 1, a
+    MultiThreadedExecutor."""
     thread_priority: int = setting(50, low=0, high=99, read_only=True)
     """SCHED_FIFO priority of the node's threads (0: normal scheduling); needs root, CAP_SYS_NICE or an
     rtprio limit, else a warning and normal scheduling."""
@@ -170,8 +171,9 @@ class InvDynPolicyNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._report = SlicedJob()
         """The diagnostics report being made: while commanding, each tick makes a slice of it."""
-        self._report_requested = False  # by the report's timer, for the tick to start while commanding
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._start_report, callback_group=MutuallyExclusiveCallbackGroup())
+        # Not commanding, this timer reports; commanding, it is cancelled and the tick starts the report.
+        self._report_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._report_now,
+                                               callback_group=MutuallyExclusiveCallbackGroup())
         if self.config.autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -352,6 +354,8 @@ class InvDynPolicyNode(LifecycleNode):
         self._window_safe_ticks, self._window_ticks, self._window_started = 0, 0, time.perf_counter()
         self.stats = TickStats(1.0 / self.rate_hz, max(100, int(LATENCY_WINDOW_S * self.rate_hz)))
         self._period_ns = round(1e9 / self.rate_hz)
+        self._report_period_ticks = max(1, round(DIAGNOSTICS_PERIOD_S * self.rate_hz))
+        self._ticks_to_report = self._report_period_ticks
         self.phase = TickPhase()
         self._phase_shifts = 0
 
@@ -366,9 +370,10 @@ class InvDynPolicyNode(LifecycleNode):
         newest_state = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self._state_sub = self.create_subscription(JointState, "joint_states", self._on_joint_state, newest_state,
                                                    callback_group=PolledGroup())
-        # A group of its own: in rclpy a busy group leaves its other callbacks out of the executor's wait.
-        self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10,
-                                                  callback_group=MutuallyExclusiveCallbackGroup())
+        # Goals too: a goal stream (a teleoperator, a task planner at 50 Hz) would otherwise wake the executor for
+        # each, and its Python held the interpreter lock while a tick fell due (0.2-0.8 ms late here).
+        self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._goals_message, 10,
+                                                  callback_group=PolledGroup())
         try:
             self._output = CommandOutput(self, self.joint_names, interface, self.config.command_output,
                                          1.0 / self.rate_hz, horizon)
@@ -397,6 +402,8 @@ class InvDynPolicyNode(LifecycleNode):
             self.policy.reset()
             self._faulted = True
         result = super().on_activate(state)
+        self._report_timer.cancel()
+        self._ticks_to_report = self._report_period_ticks
         self._tick_loop.start()
         self.get_logger().info("active: commanding")
         return result
@@ -423,7 +430,7 @@ class InvDynPolicyNode(LifecycleNode):
         """Stop the tick, then publish the safe command once: the last command the robot gets."""
         self._tick_loop.stop()
         self._report.drop()  # made while active: the next report tells the new state
-        self._report_requested = False
+        self._report_timer.reset()
         with self._lock:
             command = self.policy.safe_action(reason)
         self._publish_command(command, self._last_stamp_ns)  # answers no new state: its stamp is the last one
@@ -441,7 +448,7 @@ class InvDynPolicyNode(LifecycleNode):
         # The middleware's arrival time (system clock, as time_ns): this callback may run later, behind the tick.
         self.phase.on_state(stamp_ns, info["received_timestamp"], time.time_ns())
 
-    def _on_goal(self, msg: Float64MultiArray) -> None:
+    def _goals_message(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)
 
     def _tick(self, due_ns: int, now_ns: int) -> None:
@@ -450,6 +457,7 @@ class InvDynPolicyNode(LifecycleNode):
         started = time.perf_counter()
         if (taken := take(self._state_sub)) is not None:
             self._on_joint_state(*taken)
+        drain(self._goal_sub)
         reason, stamp_ns = self._joints.read(time.monotonic(), self._state)
         goal_reason, has_goal = self._goals.read(self._goal)
         reason = reason or goal_reason
@@ -479,8 +487,9 @@ class InvDynPolicyNode(LifecycleNode):
                 self._window_faults.append(status.reason)
         elif self.policy.plan is not self._plan_shown:
             self._publish_plan(self.policy.plan)
-        if self._report_requested:
-            self._report_requested = False
+        self._ticks_to_report -= 1
+        if self._ticks_to_report == 0:
+            self._ticks_to_report = self._report_period_ticks
             self._report.start(self._report_slices())
         self._report.step()
 
@@ -538,15 +547,13 @@ class InvDynPolicyNode(LifecycleNode):
                                    "joint states")
 
     # ---- diagnostics ---------------------------------------------------------------------------------------
-    def _start_report(self) -> None:
-        """Once a second, a diagnostics report. Made at once it takes 1-2 ms (percentiles over 10 s of ticks and
-        states, the message), and at 500 Hz a tick due meanwhile was late; so while commanding, the tick starts it
-        and makes one slice of it per tick once its command is out; otherwise it is made here, at once."""
-        if self.lifecycle_state == "active":
-            self._report_requested = True
-        else:
-            self._report.start(self._report_slices())
-            self._report.finish()
+    def _report_now(self) -> None:
+        """The diagnostics report while not commanding, made at once. While commanding, the tick starts one every
+        second of ticks and makes a slice of it per tick once its command is out: made at once it takes 1-2 ms
+        (percentiles over 10 s of ticks and states, the message), and a tick due meanwhile would be late; and no
+        timer then wakes the executor, whose Python holds the interpreter lock as a tick falls due."""
+        self._report.start(self._report_slices())
+        self._report.finish()
 
     def _report_slices(self) -> Iterator[None]:
         """The diagnostics report (with the tick's phase alignment and the log of its safe commands), a slice per
