@@ -56,7 +56,9 @@ def managed(tiny_models, tmp_path_factory) -> Iterator[tuple[FakeRobot, Path]]:
     domain = private_domain_id()
     use_domain(domain)
     log = tmp_path_factory.mktemp("lifecycle") / "invdyn_policy.log"
-    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS, "autostart": False}
+    # Two executor threads: the services run in a MultiThreadedExecutor here (every other node test has one thread).
+    overrides = {**{name: str(path) for name, path in tiny_models.items()}, **TEST_PARAMETERS, "autostart": False,
+                 "executor_threads": 2}
     process = start(policy_command(overrides), ros_environment(domain), log)
     try:
         session = RobotSession()

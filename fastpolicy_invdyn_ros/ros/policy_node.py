@@ -552,6 +552,8 @@ class InvDynPolicyNode(LifecycleNode):
         second of ticks and makes a slice of it per tick once its command is out: made at once it takes 1-2 ms
         (percentiles over 10 s of ticks and states, the message), and a tick due meanwhile would be late; and no
         timer then wakes the executor, whose Python holds the interpreter lock as a tick falls due."""
+        if self.lifecycle_state == "active":
+            return  # called just as the node activated (with executor threads in parallel): the tick reports
         self._report.start(self._report_slices())
         self._report.finish()
 
