@@ -15,9 +15,10 @@ Thin wiring over ``core.policy.Policy``. Its parameters are the fields of ``Poli
 
 With ``autostart`` (the default) the node walks itself to active, as ``ros2 run`` users expect, and
 a failed configure ends the process with exit code 1. Each tick reads the newest joint state and
-goal itself (``inputs``; no executor callback runs for them), sends its command, then trades requests and plans with the planner (``Policy.act``,
-then ``Policy.plan_ahead``). Bad input or a failing policy yields the safe command, a diagnostic
-and a throttled log line; good input restarts the policy from the current command.
+goal itself (``inputs``; no executor callback runs for them), sends its command, then trades
+requests and plans with the planner (``Policy.act``, then ``Policy.plan_ahead``). Bad input or a
+failing policy yields the safe command, a diagnostic and a log line a second (the report's, not the
+tick's); good input restarts the policy from the current command.
 """
 from __future__ import annotations
 
@@ -372,7 +373,7 @@ class InvDynPolicyNode(LifecycleNode):
                                                    callback_group=PolledGroup())
         # Goals too: a goal stream (a teleoperator, a task planner at 50 Hz) would otherwise wake the executor for
         # each, and its Python held the interpreter lock while a tick fell due (0.2-0.8 ms late here).
-        self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._goals_message, 10,
+        self._goal_sub = self.create_subscription(Float64MultiArray, "~/goal", self._on_goal, 10,
                                                   callback_group=PolledGroup())
         try:
             self._output = CommandOutput(self, self.joint_names, interface, self.config.command_output,
@@ -448,7 +449,7 @@ class InvDynPolicyNode(LifecycleNode):
         # The middleware's arrival time (system clock, as time_ns): this callback may run later, behind the tick.
         self.phase.on_state(stamp_ns, info["received_timestamp"], time.time_ns())
 
-    def _goals_message(self, msg: Float64MultiArray) -> None:
+    def _on_goal(self, msg: Float64MultiArray) -> None:
         self._goals.update(msg.data)
 
     def _tick(self, due_ns: int, now_ns: int) -> None:
