@@ -156,3 +156,4 @@ def test_ros_bench_times_the_policy_over_dds_and_watches_the_machines_stalls(tmp
     assert sorted(map(int, machine["stalls"])) == sorted(os.sched_getaffinity(0)), machine
     assert all(0.0 <= machine["lateness_ms"][cpu]["p50"] <= machine["max_ms"][cpu] for cpu in machine["stalls"])
     assert "ticks late by more than one period" in out and "with no machine stall meanwhile" in out
+    assert float(results["node_diagnostics"]["tick_start_delay_max_ms"]) >= 0.0, results["node_diagnostics"]

@@ -84,6 +84,8 @@ def test_commands_arrive_at_the_configured_rate(healthy: FakeRobot) -> None:
     commands = healthy.collect(2.0)
     assert 0.85 * RATE_HZ <= len(commands) / 2.0 <= 1.1 * RATE_HZ
     assert commands.shape[1] == len(JOINTS)
+    delays = [float(healthy.diagnostic_value(f"tick_start_delay_{q}_ms")) for q in ("p50", "p99", "max")]
+    assert 0.0 <= delays[0] <= delays[1] <= delays[2], "the report says how late the ticks started"
 
 
 def test_the_runtime_onnxruntime_runs_both_models_and_the_log_says_why(healthy: FakeRobot) -> None:

@@ -20,3 +20,12 @@ def test_a_tick_starting_more_than_one_period_late_is_counted() -> None:
         stats.record(started, started + 0.001)
     assert stats.late == 1
     assert np.isnan(stats.state_age_ms()["p50"])
+
+
+def test_start_delays_are_summarized_with_their_maximum() -> None:
+    stats = TickStats(period_s=0.002, capacity=100)
+    for i in range(100):
+        stats.record(0.002 * i, 0.002 * i + 0.0003, start_delay_s=0.003 if i == 50 else 0.0001)
+    delays = stats.start_delay_ms()
+    assert delays["p50"] == pytest.approx(0.1) and delays["max"] == pytest.approx(3.0)
+    assert np.isnan(TickStats(period_s=0.002, capacity=4).start_delay_ms()["max"]), "no tick yet"

@@ -477,7 +477,8 @@ class InvDynPolicyNode(LifecycleNode):
             status = self.policy.status
         self._publish_command(command, stamp_ns)
         self._last_stamp_ns = stamp_ns
-        self.stats.record(started, time.perf_counter(), (now_ns - stamp_ns) * 1e-9 if stamp_ns else np.nan)
+        self.stats.record(started, time.perf_counter(), (now_ns - stamp_ns) * 1e-9 if stamp_ns else np.nan,
+                          (now_ns - due_ns) * 1e-9)
         with self._lock:  # the command is out: now the planner's pickling and piping
             self.policy.plan_ahead(goal)
         if stamp_ns:
@@ -578,6 +579,8 @@ class InvDynPolicyNode(LifecycleNode):
         self._window_ticks, self._window_started = ticks, now
         status, latency, state_age = self.policy.status, self.stats.latency_ms(), self.stats.state_age_ms()
         yield
+        start_delay = self.stats.start_delay_ms()
+        yield
         if safe_ticks:  # logged here, not by the tick: even a throttled log call costs 0.2-0.5 ms
             self.get_logger().warning(f"safe command on {safe_ticks} of {window_ticks} ticks in {window_s:.1f} s: "
                                       f"{' | '.join(faults)}")
@@ -600,6 +603,7 @@ class InvDynPolicyNode(LifecycleNode):
             "achieved_rate_hz": f"{window_ticks / window_s:.2f}",
             "tick_latency_p50_ms": f"{latency['p50']:.3f}",
             "tick_latency_p99_ms": f"{latency['p99']:.3f}",
+            **{f"tick_start_delay_{q}_ms": f"{value:.3f}" for q, value in start_delay.items()},
             "state_age_p50_ms": f"{state_age['p50']:.3f}",
             "state_age_p99_ms": f"{state_age['p99']:.3f}",
             **{f"state_{name}_{q}_ms": f"{value:.3f}" for name, summary in delays.items()

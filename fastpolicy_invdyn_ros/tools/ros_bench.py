@@ -209,11 +209,13 @@ def print_table(options: BenchOptions, measurement: Measurement) -> None:
         ("commands received", str(stats.count), f"{expected:.0f}"),
         ("node tick latency p50 / p99 (ms)",
          f"{diagnostics.get('tick_latency_p50_ms', '?')} / {diagnostics.get('tick_latency_p99_ms', '?')}", ""),
+        ("node tick start delay p50 / p99 / max (ms)",
+         " / ".join(diagnostics.get(f"tick_start_delay_{q}_ms", "?") for q in ("p50", "p99", "max")), ""),
         ("node: state age at tick p50 / p99 (ms)",
          f"{diagnostics.get('state_age_p50_ms', '?')} / {diagnostics.get('state_age_p99_ms', '?')}", ""),
         ("  of which arrival p50 / p99 (ms)",
          f"{diagnostics.get('state_transport_p50_ms', '?')} / {diagnostics.get('state_transport_p99_ms', '?')}", ""),
-        ("  of which executor p50 / p99 (ms)",
+        ("  of which until the tick took it p50 / p99 (ms)",
          f"{diagnostics.get('state_handover_p50_ms', '?')} / {diagnostics.get('state_handover_p99_ms', '?')}", ""),
         ("node late ticks since start", diagnostics.get("late_ticks", "?"), ""),
         ("node tick phase shifts since start", diagnostics.get("tick_phase_shifts", "?"), ""),
@@ -223,9 +225,10 @@ def print_table(options: BenchOptions, measurement: Measurement) -> None:
     ]
     print(f"ros_bench: invdyn_policy at {options.rate_hz:g} Hz over DDS, arm_sim at 500 Hz in another process, "
           f"{options.duration_s:g} s while planning")
-    print(f"{'metric':<38}{'value':>16}{'target':>10}")
+    names, values = (max(len(row[i]) for row in rows) + 2 for i in (0, 1))
+    print(f"{'metric':<{names}}{'value':>{values}}{'target':>10}")
     for name, value, target in rows:
-        print(f"{name:<38}{value:>16}{target:>10}")
+        print(f"{name:<{names}}{value:>{values}}{target:>10}")
 
 
 def ros_bench(options: BenchOptions) -> int:
