@@ -65,7 +65,7 @@ class TickStats:
     def start_delay_ms(self) -> dict[str, float]:
         """p50, p99 and max (ms) of how long after its moment each of the last ``capacity`` ticks started: the
         operating system's wake-up and the wait for the interpreter lock, what cyclictest measures of a real-time
-        setup; a late tick (``late``) is one that started more than a period after its moment."""
+        setup."""
         delays = self._start_delays.values()
         return {**percentiles_ms(delays), "max": float(delays.max() * 1e3) if len(delays) else np.nan}
 
