@@ -628,7 +628,8 @@ class InvDynPolicyNode(LifecycleNode):
 
     def make_executor(self) -> SingleThreadedExecutor | MultiThreadedExecutor:
         """The executor of the callbacks besides the tick (its own thread runs it): one thread by default, as they
-        are rare and short; N > 1 threads run them in parallel (each in a callback group of its own)."""
+        are rare and short; with N > 1 threads the report's timer runs beside the services (rclpy puts those in the
+        node's default callback group, which runs one callback at a time)."""
         if self.config.executor_threads == 1:
             return SingleThreadedExecutor()
         return MultiThreadedExecutor(num_threads=self.config.executor_threads)
