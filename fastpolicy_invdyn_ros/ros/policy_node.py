@@ -356,7 +356,6 @@ class InvDynPolicyNode(LifecycleNode):
         self.stats = TickStats(1.0 / self.rate_hz, max(100, int(LATENCY_WINDOW_S * self.rate_hz)))
         self._period_ns = round(1e9 / self.rate_hz)
         self._report_period_ticks = max(1, round(DIAGNOSTICS_PERIOD_S * self.rate_hz))
-        self._ticks_to_report = self._report_period_ticks
         self.phase = TickPhase()
         self._phase_shifts = 0
 
@@ -404,7 +403,6 @@ class InvDynPolicyNode(LifecycleNode):
             self._faulted = True
         result = super().on_activate(state)
         self._report_timer.cancel()
-        self._ticks_to_report = self._report_period_ticks
         self._tick_loop.start()
         self.get_logger().info("active: commanding")
         return result
@@ -489,9 +487,7 @@ class InvDynPolicyNode(LifecycleNode):
                 self._window_faults.append(status.reason)
         elif self.policy.plan is not self._plan_shown:
             self._publish_plan(self.policy.plan)
-        self._ticks_to_report -= 1
-        if self._ticks_to_report == 0:
-            self._ticks_to_report = self._report_period_ticks
+        if self.stats.count % self._report_period_ticks == 0:
             self._report.start(self._report_slices())
         self._report.step()
 
